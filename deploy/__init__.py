@@ -1,0 +1,2 @@
+"""Deployment stage (installed as ``reid_edge.deploy``): ONNX export, parity gate, TensorRT
+engine build and benchmarks."""

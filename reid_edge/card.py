@@ -1,0 +1,91 @@
+"""Model cards: every artifact describes itself (STYLE rule 3).
+
+A card travels inside ONNX files (``metadata_props`` key :data:`CARD_KEY`), in checkpoints
+(``"card"`` entry) and beside/inside TensorRT engines (JSON header). Nothing about a model is
+ever inferred from its file name.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import CheckpointError
+
+CARD_KEY = "reid_edge.card"
+INPUT_NAME = "images"
+OUTPUT_GLOBAL = "embedding"
+OUTPUT_STRIPES = "stripes"
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """What a consumer must know to feed an artifact and read its outputs.
+
+    Input: float32 NCHW, ``channel_order`` channels, scaled to [0, 1], then ``(x - mean) / std``.
+    Outputs: :data:`OUTPUT_GLOBAL` ``[B, global_dim]`` and :data:`OUTPUT_STRIPES`
+    ``[B, num_stripes, stripe_dim]``, each L2-normalized along the last axis.
+    """
+
+    backbone: str
+    input_height: int = 256
+    input_width: int = 128
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+    channel_order: str = "RGB"
+    global_dim: int = 2048
+    num_stripes: int = 8
+    stripe_dim: int = 256
+    precision: str = "fp32"
+    encoding: str = "fp32"  # fp32 | fp16 | int8-qdq-trt (symmetric QInt8) | int8-qdq-cpu (QUInt8 activations)
+    opset: int | None = None
+    source_checkpoint_sha256: str | None = None
+    calibration_sha256: str | None = None
+    calibration_method: str | None = None
+    lambda_g: float = 0.5
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> ModelCard:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise CheckpointError(f"model card is not valid JSON: {exc}") from None
+        return cls.from_dict(data)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelCard:
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - names
+        if unknown:
+            raise CheckpointError(f"model card has unknown fields {sorted(unknown)}; written by a newer version?")
+        if "backbone" not in data:
+            raise CheckpointError("model card lacks 'backbone'")
+        kwargs = dict(data)
+        for key in ("mean", "std"):
+            if key in kwargs:
+                kwargs[key] = tuple(float(v) for v in kwargs[key])
+        return cls(**kwargs)
+
+    def replace(self, **changes: Any) -> ModelCard:
+        return dataclasses.replace(self, **changes)
+
+
+def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while True:
+            block = handle.read(chunk)
+            if not block:
+                break
+            h.update(block)
+    return h.hexdigest()

@@ -1,0 +1,75 @@
+"""The ``reid-edge`` command line (Typer).
+
+Each command lives in ``reid_edge/commands/<name>.py`` and registers itself through
+``register(app)``. Those modules import torch, onnxruntime or TensorRT only inside the command
+bodies, so ``reid-edge --help`` stays fast and works on a box without them.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import traceback
+
+import click
+import typer
+
+from .errors import ReidEdgeError
+
+HELP = """Unsupervised person re-identification, from unlabeled camera footage to an INT8 engine.
+
+Typical flow: synth/harvest crops -> train -> export --int8 -> run --cameras cam1.mp4 cam2.mp4
+"""
+
+COMMAND_MODULES = ("synth", "train", "eval", "export", "bench", "run", "eval_mtmc", "harvest", "demo")
+
+app = typer.Typer(
+    name="reid-edge",
+    help=HELP,
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+
+@app.callback()
+def _root(
+    debug: bool = typer.Option(False, "--debug", help="Show full tracebacks instead of one-line errors."),
+) -> None:
+    """Global options."""
+
+
+for _name in COMMAND_MODULES:
+    importlib.import_module(f"reid_edge.commands.{_name}").register(app)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console-script entry: one-line errors and exit code 2 for the project's own errors."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args
+    try:
+        app(args=args, prog_name="reid-edge", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code or 0)
+    except click.exceptions.Abort:
+        print("aborted", file=sys.stderr)
+        return 130
+    except click.ClickException as exc:  # usage errors: one line, exit 2
+        if debug:
+            traceback.print_exc()
+        print(f"error: {exc.format_message()}", file=sys.stderr)
+        return 2
+    except ReidEdgeError as exc:
+        if debug:
+            traceback.print_exc()
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

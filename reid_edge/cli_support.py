@@ -1,0 +1,70 @@
+"""CLI plumbing: multi-value options and the error contract.
+
+Typer gives an option one value per occurrence (fastapi/typer#554), but users type
+``reid-edge run --cameras cam1.mp4 cam2.mp4``. :class:`MultiValueCommand` rewrites, before
+Click parses, every run of bare values after a ``multiple=True`` option into repeated
+occurrences (``--cameras a --cameras b``). A value that itself starts with ``-`` ends the run.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+from typer.core import TyperCommand
+
+
+def expand_multi_value_args(args: list[str], multi_opts: set[str], all_opts: set[str]) -> list[str]:
+    """Rewrite ``--opt a b c`` to ``--opt a --opt b --opt c`` for options in ``multi_opts``.
+
+    Args:
+        args: the command's argument list (after the command name).
+        multi_opts: option spellings that accept several values (``--cameras``).
+        all_opts: every option spelling of the command (ends a run of values).
+    """
+    out: list[str] = []
+    i = 0
+    while i < len(args):
+        tok = args[i]
+        if tok == "--":
+            out.extend(args[i:])
+            break
+        name, eq, value = tok.partition("=")
+        if name in multi_opts:
+            values = [value] if eq else []
+            j = i + 1
+            while j < len(args) and not (args[j].startswith("-") and (args[j] in all_opts or args[j].partition("=")[0] in all_opts or args[j] == "--")):
+                if args[j].startswith("--"):
+                    break
+                values.append(args[j])
+                j += 1
+            if not values:
+                out.append(tok)  # let Click report the missing value
+            for v in values:
+                out.extend([name, v])
+            i = j
+            continue
+        out.append(tok)
+        i += 1
+    return out
+
+
+class MultiValueCommand(TyperCommand):
+    """A Typer command whose list options take space-separated values."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        multi: set[str] = set()
+        every: set[str] = set()
+        for param in self.params:
+            if isinstance(param, click.Option):
+                every.update(param.opts)
+                every.update(param.secondary_opts)
+                if param.multiple:
+                    multi.update(param.opts)
+        every.update(["--help"])
+        return super().parse_args(ctx, expand_multi_value_args(list(args), multi, every))
+
+
+def command_kwargs(**extra: Any) -> dict[str, Any]:
+    """Keyword arguments for ``app.command`` of a command with multi-value options."""
+    return {"cls": MultiValueCommand, **extra}

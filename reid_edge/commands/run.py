@@ -1,0 +1,7 @@
+"""Placeholder: the 'run' command is registered by its owning issue's work."""
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    return None
