@@ -11,9 +11,9 @@ import importlib
 import sys
 import traceback
 
-import click
 import typer
 
+from .cli_support import click
 from .errors import ReidEdgeError
 
 HELP = """Unsupervised person re-identification, from unlabeled camera footage to an INT8 engine.
@@ -50,12 +50,14 @@ def main(argv: list[str] | None = None) -> int:
     debug = "--debug" in args
     try:
         app(args=args, prog_name="reid-edge", standalone_mode=False)
-    except click.exceptions.Exit as exc:
+    except typer.Exit as exc:
         return int(exc.exit_code or 0)
-    except click.exceptions.Abort:
+    except typer.Abort:
         print("aborted", file=sys.stderr)
         return 130
-    except click.ClickException as exc:  # usage errors: one line, exit 2
+    except click.exceptions.ClickException as exc:  # usage errors: one line, exit 2
+        if not args:  # bare `reid-edge` already printed the help
+            return 0
         if debug:
             traceback.print_exc()
         print(f"error: {exc.format_message()}", file=sys.stderr)

@@ -10,8 +10,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import click
 from typer.core import TyperCommand
+
+try:  # typer >= 0.2x vendors Click; older releases depend on it
+    from typer import _click as click
+except ImportError:  # pragma: no cover - depends on the installed typer
+    import click  # type: ignore[no-redef]
 
 
 def expand_multi_value_args(args: list[str], multi_opts: set[str], all_opts: set[str]) -> list[str]:
@@ -52,7 +56,7 @@ def expand_multi_value_args(args: list[str], multi_opts: set[str], all_opts: set
 class MultiValueCommand(TyperCommand):
     """A Typer command whose list options take space-separated values."""
 
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:  # type: ignore[override]
         multi: set[str] = set()
         every: set[str] = set()
         for param in self.params:
