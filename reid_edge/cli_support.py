@@ -18,6 +18,11 @@ except ImportError:  # pragma: no cover - depends on the installed typer
     import click  # type: ignore[no-redef]
 
 
+def _ends_values(token: str, all_opts: set[str]) -> bool:
+    """A long option, ``--`` or a known short option ends a run of values; ``-1`` does not."""
+    return token.startswith("--") or token.partition("=")[0] in all_opts
+
+
 def expand_multi_value_args(args: list[str], multi_opts: set[str], all_opts: set[str]) -> list[str]:
     """Rewrite ``--opt a b c`` to ``--opt a --opt b --opt c`` for options in ``multi_opts``.
 
@@ -37,9 +42,7 @@ def expand_multi_value_args(args: list[str], multi_opts: set[str], all_opts: set
         if name in multi_opts:
             values = [value] if eq else []
             j = i + 1
-            while j < len(args) and not (args[j].startswith("-") and (args[j] in all_opts or args[j].partition("=")[0] in all_opts or args[j] == "--")):
-                if args[j].startswith("--"):
-                    break
+            while j < len(args) and not _ends_values(args[j], all_opts):
                 values.append(args[j])
                 j += 1
             if not values:
@@ -60,11 +63,12 @@ class MultiValueCommand(TyperCommand):
         multi: set[str] = set()
         every: set[str] = set()
         for param in self.params:
-            if isinstance(param, click.Option):
-                every.update(param.opts)
-                every.update(param.secondary_opts)
-                if param.multiple:
-                    multi.update(param.opts)
+            if getattr(param, "param_type_name", "") != "option":
+                continue
+            every.update(param.opts)
+            every.update(getattr(param, "secondary_opts", ()))
+            if getattr(param, "multiple", False):
+                multi.update(param.opts)
         every.update(["--help"])
         return super().parse_args(ctx, expand_multi_value_args(list(args), multi, every))
 

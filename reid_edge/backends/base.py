@@ -58,7 +58,9 @@ class Backend(ABC):
             raise BackendError(f"{self.name}: input '{INPUT_NAME}' must be a float32 numpy array")
         want = (3, self.card.input_height, self.card.input_width)
         if x.ndim != 4 or tuple(x.shape[1:]) != want:
-            raise BackendError(f"{self.name}: input shape {tuple(x.shape)} does not match [B, {want[0]}, {want[1]}, {want[2]}]")
+            raise BackendError(
+                f"{self.name}: input shape {tuple(x.shape)} does not match [B, {want[0]}, {want[1]}, {want[2]}]"
+            )
         if x.shape[0] == 0:
             raise BackendError(f"{self.name}: empty batch")
         if self.max_batch is not None and x.shape[0] > self.max_batch:
@@ -84,7 +86,9 @@ class Backend(ABC):
             s_parts.append(out[OUTPUT_STRIPES])
         if not g_parts:
             c = self.card
-            return Embeddings(np.zeros((0, c.global_dim), np.float32), np.zeros((0, c.num_stripes, c.stripe_dim), np.float32))
+            return Embeddings(
+                np.zeros((0, c.global_dim), np.float32), np.zeros((0, c.num_stripes, c.stripe_dim), np.float32)
+            )
         return Embeddings(np.concatenate(g_parts), np.concatenate(s_parts))
 
     def embed_array(self, images: np.ndarray, batch_size: int = 32) -> Embeddings:
@@ -92,7 +96,9 @@ class Backend(ABC):
         if self.max_batch is not None:
             batch_size = min(batch_size, self.max_batch)
         outs = [self.infer({INPUT_NAME: images[i:i + batch_size]}) for i in range(0, len(images), batch_size)]
-        return Embeddings(np.concatenate([o[OUTPUT_GLOBAL] for o in outs]), np.concatenate([o[OUTPUT_STRIPES] for o in outs]))
+        return Embeddings(
+            np.concatenate([o[OUTPUT_GLOBAL] for o in outs]), np.concatenate([o[OUTPUT_STRIPES] for o in outs])
+        )
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release runtime resources."""
