@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from reid_edge.errors import ReidEdgeError
@@ -17,6 +19,9 @@ def test_atomic_write_replaces_and_survives_crash(tmp_path) -> None:
             raise RuntimeError("crash mid-write")
     assert target.read_text().strip().startswith("{") and '"a": 1' in target.read_text()
     assert [p.name for p in tmp_path.iterdir()] == ["result.json"], "temporary file left behind"
+    umask = os.umask(0)
+    os.umask(umask)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~umask
 
 
 def test_prepare_out_dir_refuses_non_empty(tmp_path) -> None:
