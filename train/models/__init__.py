@@ -1,1 +1,84 @@
-"""models."""
+"""Re-identification models: backbone registry and :func:`build_model`.
+
+A backbone is any ``nn.Module`` with an ``out_channels: int`` attribute whose forward returns
+its last feature map ``[B, out_channels, h, w]``. Heads live in :mod:`.heads`.
+"""
+
+from __future__ import annotations
+
+import difflib
+
+from torch import nn
+
+from reid_edge.errors import ConfigError
+
+from .heads import GlobalHead, ModelConfig, ReIDModel, StripeHeads, l2_normalize
+from .resnet import ResNetBackbone
+
+BACKBONES: tuple[str, ...] = ("resnet18", "resnet34", "resnet50", "mobilenetv2")
+
+__all__ = [
+    "BACKBONES",
+    "GlobalHead",
+    "ModelConfig",
+    "ReIDModel",
+    "ResNetBackbone",
+    "StripeHeads",
+    "build_backbone",
+    "build_model",
+    "l2_normalize",
+]
+
+
+def build_backbone(name: str, last_stride: int = 1) -> nn.Module:
+    """Instantiate the backbone called ``name`` (one of :data:`BACKBONES`), randomly initialised.
+
+    Raises:
+        ConfigError: unknown name (the message suggests the closest valid one).
+    """
+    if name.startswith("resnet") and name in BACKBONES:
+        return ResNetBackbone(int(name[len("resnet") :]), last_stride=last_stride)
+    if name == "mobilenetv2":
+        from .mobilenetv2 import MobileNetV2Backbone  # written separately; imported only when used
+
+        return MobileNetV2Backbone(last_stride=last_stride)
+    close = difflib.get_close_matches(name, BACKBONES, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    raise ConfigError(f"unknown backbone {name!r} (choose from {', '.join(BACKBONES)}){hint}")
+
+
+def build_model(
+    backbone: str = "resnet50",
+    num_stripes: int = 8,
+    embed_dim: int = 2048,
+    last_stride: int = 1,
+    pretrained: str | None = None,
+) -> ReIDModel:
+    """Build a :class:`ReIDModel`.
+
+    Args:
+        backbone: one of :data:`BACKBONES`.
+        num_stripes: number of horizontal stripes ``S``.
+        embed_dim: global embedding dimension ``D`` (a multiple of ``S``; stripes get ``D // S``).
+        last_stride: stride of the last backbone stage (1 keeps a finer map, the re-id default).
+        pretrained: ``None`` (random init), ``"imagenet"`` or a weights file for the backbone,
+            resolved by :func:`reid_edge.train.models.pretrained.load_backbone_weights`; its
+            report is kept as ``model.pretrained_report``.
+
+    Returns:
+        The model, in train mode. Rebuild one from ``model.config`` with
+        ``build_model(**dataclasses.asdict(config))``.
+
+    Raises:
+        ConfigError: invalid sizes or unknown backbone.
+        CheckpointError: the pretrained weights are missing or do not match the backbone.
+    """
+    config = ModelConfig(
+        backbone=backbone, num_stripes=num_stripes, embed_dim=embed_dim, last_stride=last_stride
+    )
+    model = ReIDModel(build_backbone(backbone, last_stride), config)
+    if pretrained is not None:
+        from .pretrained import load_backbone_weights
+
+        model.pretrained_report = load_backbone_weights(model.backbone, backbone, pretrained)
+    return model

@@ -1,0 +1,318 @@
+"""Selective contrastive learning: vectorized code vs. the per-sample loop reference, and
+hand-checked cases for each pure function of ``reid_edge.train.method``."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from reid_edge.train.method import (
+    MethodConfig,
+    SelectiveContrastive,
+    contrastive_losses,
+    loss_coefficients,
+    mixture_update,
+    mixture_write_order,
+    momentum_update,
+    rank_excluding_self,
+    select_from_distance,
+    selection_distance,
+    sortable_key,
+    warmup_select,
+)
+
+from reid_edge.errors import ConfigError, DataError
+from tests.loop_reference import LoopReference
+
+DEVICES = [
+    "cpu",
+    pytest.param(
+        "cuda",
+        marks=[
+            pytest.mark.gpu,
+            pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA is not available"),
+        ],
+    ),
+]
+
+
+# ----------------------------------------------------------------------------- hand-checked cases
+
+
+def test_selection_distance_by_hand() -> None:
+    bank_g = torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]], dtype=torch.float64)
+    bank_l = torch.tensor([[[1.0], [1.0]], [[1.0], [-1.0]], [[-1.0], [-1.0]]], dtype=torch.float64)
+    g = torch.tensor([[1.0, 0.0]])
+    s = torch.tensor([[[1.0], [1.0]]])
+    dist = selection_distance(
+        g, s, bank_g, bank_l, torch.tensor([0]), torch.tensor([0, 1, 0]), lambda_g=0.5, lambda_c=0.05
+    )
+    # global |g - G|^2 = [0, 2, 4]; stripes mean([0, 0], [0, 4], [4, 4]) = [0, 2, 4]; camera [1, 0, 1]
+    torch.testing.assert_close(dist, torch.tensor([[0.05, 2.0, 4.05]], dtype=torch.float64))
+
+
+def test_ranking_breaks_ties_by_index_and_skips_self() -> None:
+    dist = torch.tensor(
+        [
+            [0.5, 0.1, 0.3, 0.1, 0.9],  # anchor 0: 1 and 3 tie at 0.1 -> 1 first
+            [0.2, -0.0, 0.2, 0.0, -1.0],  # anchor 1 (itself the nearest but one); -0.0 == 0.0
+            [0.0, 0.0, 0.0, 0.0, 0.0],  # anchor 4: all tie
+        ]
+    )
+    index = torch.tensor([0, 1, 4])
+    ranked = rank_excluding_self(dist, index, 4)
+    assert ranked.tolist() == [[1, 3, 2, 4], [4, 3, 0, 2], [0, 1, 2, 3]]
+    pos, neg = select_from_distance(dist, index, k=2, m=1)
+    assert pos.tolist() == [[0, 1, 3], [1, 4, 3], [4, 0, 1]]
+    assert neg.tolist() == [[2], [0], [2]]
+    with pytest.raises(ValueError):
+        rank_excluding_self(dist, index, 5)
+
+
+def test_sortable_key_orders_floats_then_index() -> None:
+    values = torch.tensor([[3.0, -2.0, 0.0, -0.0, 1e-30, -1e-30, -math.inf, math.inf, 3.0]])
+    order = torch.sort(sortable_key(values), dim=1).indices.tolist()[0]
+    assert order == [6, 1, 5, 2, 3, 4, 0, 8, 7]
+
+
+def test_warmup_select_by_hand() -> None:
+    perm = torch.tensor([3, 0, 4, 1, 2])
+    pos, neg = warmup_select(perm, torch.tensor([0, 2, 4, 3]), count=3)
+    assert pos.tolist() == [[0], [2], [4], [3]]
+    assert neg.tolist() == [[3, 4, 1], [3, 0, 4], [3, 0, 1], [0, 4, 1]]
+
+
+def test_mixture_update_is_sequential_per_slot() -> None:
+    r = 1 / math.sqrt(2)
+    memory = torch.zeros(3, 2)
+    slots = torch.tensor([1, 2, 1, 0, 1])
+    values = torch.tensor([[0.0, 1.0], [0.0, -1.0], [1.0, 0.0], [0.0, 1.0], [1.0, 0.0]])
+    mixture_update(memory, slots, values)
+    # slot 1: [0,1] -> normalize([0,1]/2)=[0,1] -> normalize([1,1]/2)=[r,r] -> normalize([r+1,r]/2)
+    c, s = math.cos(math.pi / 8), math.sin(math.pi / 8)
+    expected = torch.tensor([[0.0, 1.0], [c, s], [0.0, -1.0]])
+    torch.testing.assert_close(memory, expected)
+    # the same writes in another order give another result: order matters and is respected
+    memory2 = torch.zeros(3, 2)
+    mixture_update(memory2, slots.flip(0), values.flip(0))  # slot 1: [1,0] -> [1,0] -> [r,r]
+    torch.testing.assert_close(memory2[1], torch.tensor([r, r]))
+    mixture_update(memory2, slots[:0], values[:0])  # no writes: no-op
+
+
+def test_mixture_write_order_by_hand() -> None:
+    pos = torch.tensor([[5, 1], [6, 2]])
+    g = torch.tensor([[10.0], [11.0]])
+    loc = torch.tensor([[20.0], [21.0]])
+    slots, values = mixture_write_order(pos, g, loc)
+    assert slots.tolist() == [1, 2, 5, 6, 1, 2, 5, 6]
+    assert values.flatten().tolist() == [20, 21, 20, 21, 10, 11, 10, 11]
+
+
+def test_momentum_update_by_hand() -> None:
+    bank = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0]])
+    momentum_update(bank, torch.tensor([2, 0]), torch.tensor([[0.0, 1.0], [0.0, 3.0]]), momentum=0.5)
+    r = 1 / math.sqrt(2)
+    torch.testing.assert_close(
+        bank, torch.tensor([[1 / math.sqrt(10), 3 / math.sqrt(10)], [0.0, 1.0], [r, r]])
+    )
+
+
+def test_loss_coefficients() -> None:
+    assert loss_coefficients(8, k=7, lambda_t=0.5, alpha=1.75) == [0.5] + [0.125] * 7
+    assert loss_coefficients(1, k=7, lambda_t=0.5, alpha=1.75) == [0.5]
+    with pytest.raises(ValueError):
+        loss_coefficients(9, k=7, lambda_t=0.5, alpha=1.75)
+
+
+def test_contrastive_losses_by_hand() -> None:
+    memory = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]])
+    feats = torch.tensor([[[1.0, 0.0]], [[0.0, 0.0]]], requires_grad=True)  # E=2, B=1
+    losses, logits = contrastive_losses(feats, memory, torch.tensor([[0, 1, 2]]), torch.tensor([1.0]), 1.0)
+    # e=0: logits [1, 0, 0] -> -log(e / (e + 2)); e=1: uniform -> log 3
+    torch.testing.assert_close(losses, torch.tensor([math.log(1 + 2 / math.e), math.log(3)]))
+    torch.testing.assert_close(logits[0, 0], torch.tensor([1.0, 0.0, 0.0]))
+    losses.sum().backward()
+    p = torch.tensor([math.e, 1.0, 1.0]) / (math.e + 2)
+    # d/dx = sum_l (p_l - [l == 0]) M[c_l]
+    expected = (p - torch.tensor([1.0, 0.0, 0.0])) @ memory
+    torch.testing.assert_close(feats.grad[0, 0], expected)
+
+
+def test_config_validation() -> None:
+    with pytest.raises(ConfigError, match="lambda_t"):
+        MethodConfig(lambda_t=1.5)
+    with pytest.raises(ConfigError, match="temperature"):
+        MethodConfig(temperature=0.0)
+    with pytest.raises(ConfigError, match="bank_momentum"):
+        MethodConfig(bank_momentum=1.0)
+    assert MethodConfig().in_warmup(2) and not MethodConfig().in_warmup(3)
+    cams = torch.zeros(20, dtype=torch.int64)
+    with pytest.raises(ConfigError, match="too few"):
+        SelectiveContrastive(8, 16, 4, cams[:8], MethodConfig())
+    with pytest.raises(ConfigError, match="multiple"):
+        SelectiveContrastive(20, 18, 4, cams, MethodConfig())
+    with pytest.raises(ConfigError, match="cameras"):
+        SelectiveContrastive(20, 16, 4, cams[:5], MethodConfig())
+    method = SelectiveContrastive(20, 16, 4, cams, MethodConfig(k=3, m=100))
+    assert method.num_negatives == 16
+    with pytest.raises(ConfigError, match="stripe features"):
+        method.init_banks(torch.arange(2), torch.zeros(2, 16), torch.zeros(2, 2, 8))
+    with pytest.raises(DataError, match="never filled"):
+        method.select(torch.arange(2), torch.zeros(2, 16), torch.zeros(2, 4, 4), warmup=False, generator=None)
+
+
+# ----------------------------------------------------------------------------- parity with the loop
+
+
+def _unit(x: torch.Tensor) -> torch.Tensor:
+    return torch.nn.functional.normalize(x, dim=-1)
+
+
+DUPLICATES = [(3, 17), (5, 30), (10, 11), (0, 39), (21, 22), (25, 33)]
+
+
+def _dataset(n: int, dim: int, stripes: int, seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Random unit features and cameras, with duplicate (feature, camera) pairs in other slots."""
+    gen = torch.Generator().manual_seed(seed)
+    g = _unit(torch.randn(n, dim, generator=gen))
+    s = _unit(torch.randn(n, stripes, dim // stripes, generator=gen))
+    cams = torch.randint(0, 3, (n,), generator=gen)
+    for a, b in DUPLICATES:
+        if b < n:
+            g[b], s[b], cams[b] = g[a], s[a], cams[a]
+    return g, s, cams
+
+
+def _assert_banks_equal(method: SelectiveContrastive, ref: LoopReference) -> None:
+    for name in ("global_bank", "local_bank", "mixture_bank"):
+        np.testing.assert_allclose(
+            getattr(method, name).double().cpu().numpy(), getattr(ref, name), rtol=0, atol=1e-6, err_msg=name
+        )
+
+
+def _count_tied_pairs(method: SelectiveContrastive) -> int:
+    bank = torch.cat([method.global_bank, method.local_bank.flatten(1)], 1).cpu()
+    cams = method.cameras.cpu()
+    return sum(
+        int(torch.equal(bank[a], bank[b]) and cams[a] == cams[b]) for a, b in DUPLICATES if b < len(cams)
+    )
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize(
+    ("n", "m", "use_groups"),
+    [(40, 500, False), (60, 20, False), (40, 12, True)],
+    ids=["capped-M", "uncapped-M", "groups"],
+)
+def test_parity_with_loop_reference(device: str, n: int, m: int, use_groups: bool) -> None:
+    dim, num_stripes, batch = 32, 4, 8
+    cfg = MethodConfig(k=7, m=m)
+    g_all, s_all, cams = _dataset(n, dim, num_stripes, seed=n + m)
+    groups = None
+    if use_groups:
+        groups = torch.full((n,), -1, dtype=torch.int64)
+        groups[:12] = torch.arange(12) // 4  # three tracklets of four crops
+    method = SelectiveContrastive(n, dim, num_stripes, cams, cfg, groups=groups).to(device)
+    ref = LoopReference(n, dim, num_stripes, cams, cfg, groups=groups)
+    assert method.num_negatives == ref.m == min(m, n - cfg.k - 1)
+
+    for start in range(0, n, 16):  # the initial no-grad pass, in batches
+        idx = torch.arange(start, min(n, start + 16))
+        method.init_banks(idx.to(device), g_all[idx].to(device), s_all[idx].to(device))
+        ref.init_banks(idx, g_all[idx], s_all[idx])
+    _assert_banks_equal(method, ref)
+    assert _count_tied_pairs(method) == sum(b < n for _, b in DUPLICATES)
+
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(1))
+    feat_gen = torch.Generator().manual_seed(2)
+    saw_ties = False
+    for step in range(5):
+        warmup = step < 2
+        index = order[(step * batch) % n :][:batch]
+        if use_groups and step == 4:
+            index = torch.tensor([0, 1, 5, 9, 12, 13, 20, 30])  # anchors inside tracklets
+        # fresh features near the bank entries, as a model would give
+        g = _unit(g_all[index] + 0.3 * torch.randn(batch, dim, generator=feat_gen))
+        s = _unit(
+            s_all[index] + 0.3 * torch.randn(batch, num_stripes, dim // num_stripes, generator=feat_gen)
+        )
+        saw_ties |= not warmup and _count_tied_pairs(method) > 0
+
+        gen_a = torch.Generator(device=device).manual_seed(100 + step)
+        gen_b = torch.Generator(device=device).manual_seed(100 + step)
+        g_leaf = g.to(device).requires_grad_()
+        s_leaf = s.to(device).requires_grad_()
+        loss, stats, pos = method.step(index.to(device), g_leaf, s_leaf, warmup, gen_a)
+        _, neg = method.select(index.to(device), g_leaf, s_leaf, warmup, gen_b.manual_seed(100 + step))
+        ref_pos, ref_neg = ref.select(index, g, s, warmup, gen_b.manual_seed(100 + step))
+        assert pos.cpu().tolist() == ref_pos.tolist(), f"positives differ at step {step}"
+        assert neg.cpu().tolist() == ref_neg.tolist(), f"negatives differ at step {step}"
+        expected_cols = (1, cfg.k + method.num_negatives) if warmup else (cfg.k + 1, method.num_negatives)
+        assert (pos.shape[1], neg.shape[1]) == expected_cols
+
+        ref_loss, ref_stats, ref_grad_g, ref_grad_s = ref.loss(g, s, ref_pos, ref_neg)
+        loss.backward()
+        assert loss.item() == pytest.approx(ref_loss, rel=1e-5)
+        for key, value in ref_stats.items():
+            assert stats[key] == pytest.approx(value, rel=1e-5, abs=1e-6), key
+        np.testing.assert_allclose(g_leaf.grad.cpu().double().numpy(), ref_grad_g, rtol=1e-4, atol=1e-6)
+        np.testing.assert_allclose(s_leaf.grad.cpu().double().numpy(), ref_grad_s, rtol=1e-4, atol=1e-6)
+
+        method.update(index.to(device), g_leaf.detach(), s_leaf.detach(), pos)
+        ref.update(index, g, s, ref_pos)
+        _assert_banks_equal(method, ref)
+
+        if use_groups and not warmup:
+            for row in pos.cpu().tolist():
+                anchor_group = int(groups[row[0]])
+                members = {i for i in range(n) if int(groups[i]) == anchor_group} - {row[0]}
+                if anchor_group >= 0:
+                    assert set(row[1:4]) == members  # tracklet mates first
+    assert saw_ties
+    assert method.mixture_bank.abs().sum() > 0
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_bf16_features_and_state_dict(device: str) -> None:
+    n, dim, num_stripes = 40, 32, 4
+    g_all, s_all, cams = _dataset(n, dim, num_stripes, seed=7)
+    method = SelectiveContrastive(n, dim, num_stripes, cams, MethodConfig(k=3, m=10)).to(device)
+    method.init_banks(torch.arange(n), g_all.to(device).bfloat16(), s_all.to(device).bfloat16())
+    index = torch.arange(8, device=device)
+    g = g_all[:8].to(device).bfloat16().requires_grad_()
+    s = s_all[:8].to(device).bfloat16().requires_grad_()
+    loss, stats, pos = method.step(index, g, s, warmup=False, generator=None)
+    loss.backward()
+    assert g.grad is not None and g.grad.dtype == torch.bfloat16 and torch.isfinite(loss)
+    assert set(stats) == {"loss_global", "loss_local", "acc_global", "acc_local"}
+    method.update(index, g.detach(), s.detach(), pos)
+
+    state = method.state_dict()
+    assert set(state) == {"global_bank", "local_bank", "mixture_bank", "filled"}
+    clone = SelectiveContrastive(n, dim, num_stripes, cams, MethodConfig(k=3, m=10)).to(device)
+    clone.load_state_dict(state)
+    for key, value in state.items():
+        assert torch.equal(getattr(clone, key), value)
+    assert (
+        clone.select(index, g, s, False, None)[0].tolist()
+        == method.select(index, g, s, False, None)[0].tolist()
+    )
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_autocast_does_not_lower_the_method_precision(device: str) -> None:
+    n, dim, num_stripes = 40, 32, 4
+    g_all, s_all, cams = _dataset(n, dim, num_stripes, seed=3)
+    method = SelectiveContrastive(n, dim, num_stripes, cams, MethodConfig(k=3, m=10)).to(device)
+    method.init_banks(torch.arange(n), g_all.to(device), s_all.to(device))
+    method.mixture_bank.copy_(_unit(torch.randn(n, dim, generator=torch.Generator().manual_seed(4))))
+    index = torch.arange(8, 16, device=device)
+    g, s = g_all[8:16].to(device), s_all[8:16].to(device)
+    plain = method.step(index, g, s, warmup=False, generator=None)
+    with torch.autocast(device_type=device, dtype=torch.bfloat16):
+        mixed = method.step(index, g, s, warmup=False, generator=None)
+    assert torch.equal(plain[2], mixed[2])
+    assert mixed[0].dtype == torch.float32
+    assert mixed[0].item() == pytest.approx(plain[0].item(), rel=1e-6)
