@@ -120,3 +120,25 @@ def test_config_yaml_then_flags_override(tmp_path) -> None:
     bad.write_text("- a\n- b\n")
     with pytest.raises(ConfigError, match="mapping"):
         load_yaml(_Outer, bad)
+
+
+def test_exit_codes_from_commands_propagate() -> None:
+    from reid_edge import cli
+
+    probe = typer.Typer()
+
+    @probe.command("a")
+    def a() -> None:
+        raise typer.Exit(3)
+
+    @probe.command("b")
+    def b() -> None:
+        raise KeyboardInterrupt
+
+    original = cli.app
+    try:
+        cli.app = probe
+        assert cli.main(["a"]) == 3
+        assert cli.main(["b"]) == 130
+    finally:
+        cli.app = original
