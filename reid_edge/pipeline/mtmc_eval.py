@@ -1,0 +1,144 @@
+"""Multi-camera tracking evaluation with motmetrics: per-camera MOTA/IDF1 and cross-camera IDF1.
+
+Cross-camera IDF1 follows the usual MTMC protocol (DukeMTMC, AI City): every camera's frames
+are concatenated into one long sequence with per-camera frame offsets, and ids are global on
+both sides, so a person who keeps one id across cameras is counted as one identity match.
+Boxes match at IoU >= 0.5.
+
+motmetrics 1.4's ``distances.iou_matrix`` calls ``np.asfarray``, gone in numpy 2; the IoU
+distance matrix is computed here instead (:func:`iou_distance`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import DataError
+from .tracker import iou_matrix
+
+METRICS = ("mota", "motp", "idf1", "idp", "idr", "precision", "recall", "num_switches",
+           "num_false_positives", "num_misses", "num_objects", "num_unique_objects")
+SKIP_FILES = {"mtmc.txt"}
+
+
+def iou_distance(gt_boxes: np.ndarray, pred_boxes: np.ndarray, min_iou: float = 0.5) -> np.ndarray:
+    """``1 - IoU`` with ``nan`` (no match allowed) where IoU < ``min_iou``."""
+    d = 1.0 - iou_matrix(gt_boxes, pred_boxes)
+    d[d > 1.0 - min_iou] = np.nan
+    return d
+
+
+def read_mot(path: str | Path, is_gt: bool = False) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """Read a MOT file into ``{frame: (ids [N], boxes [N, 4])}``.
+
+    For ground truth, rows whose 7th column (consider flag) is 0 are dropped.
+
+    Raises:
+        DataError: unreadable file or malformed row.
+    """
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except OSError as exc:
+        raise DataError(f"cannot read {p}: {exc.strerror or exc}") from None
+    rows: dict[int, list[list[float]]] = {}
+    for n, line in enumerate(text.splitlines(), 1):
+        line = line.strip()
+        if not line:
+            continue
+        parts = [q for q in (line.split(",") if "," in line else line.split()) if q.strip() != ""]
+        try:
+            vals = [float(q) for q in parts[:7]]
+        except ValueError:
+            raise DataError(f"{p}:{n}: not a MOT row: {line[:60]!r}") from None
+        if len(vals) < 6:
+            raise DataError(f"{p}:{n}: a MOT row needs >= 6 values, got {len(vals)}")
+        if is_gt and len(vals) >= 7 and vals[6] == 0:
+            continue
+        rows.setdefault(int(vals[0]), []).append(vals[1:6])
+    out = {}
+    for f, v in rows.items():
+        a = np.array(v, dtype=np.float64).reshape(-1, 5)
+        out[f] = (a[:, 0].astype(np.int64), a[:, 1:5])
+    return out
+
+
+def find_gt_files(gt_dir: str | Path) -> dict[str, Path]:
+    """``{camera: path}`` from ``<cam>.gt.txt`` files, or MOT ``<cam>/gt/gt.txt`` folders."""
+    d = Path(gt_dir)
+    if not d.is_dir():
+        raise DataError(f"ground-truth folder {d} does not exist")
+    found = {p.name[: -len(".gt.txt")]: p for p in sorted(d.glob("*.gt.txt"))}
+    for p in sorted(d.glob("*/gt/gt.txt")):
+        found.setdefault(p.parent.parent.name, p)
+    if not found:
+        raise DataError(f"no ground truth in {d} (expected <camera>.gt.txt or <camera>/gt/gt.txt)")
+    return found
+
+
+def find_pred_files(pred_dir: str | Path) -> dict[str, Path]:
+    """``{camera: path}`` of the pipeline's per-camera ``<camera>.txt`` files."""
+    d = Path(pred_dir)
+    if not d.is_dir():
+        raise DataError(f"prediction folder {d} does not exist")
+    return {p.stem: p for p in sorted(d.glob("*.txt"))
+            if p.name not in SKIP_FILES and not p.name.endswith((".gt.txt", ".det.txt"))}
+
+
+def _accumulate(acc: Any, gt: dict[int, tuple[np.ndarray, np.ndarray]],
+                pred: dict[int, tuple[np.ndarray, np.ndarray]], offset: int, min_iou: float) -> int:
+    empty = (np.zeros(0, np.int64), np.zeros((0, 4)))
+    frames = sorted(set(gt) | set(pred))
+    for f in frames:
+        gi, gb = gt.get(f, empty)
+        pi, pb = pred.get(f, empty)
+        acc.update(gi.tolist(), pi.tolist(), iou_distance(gb, pb, min_iou), frameid=f + offset)
+    return max(frames) if frames else 0
+
+
+def _metrics(accs: list[Any], names: list[str]) -> dict[str, dict[str, float]]:
+    import motmetrics as mm
+
+    mh = mm.metrics.create()
+    df = mh.compute_many(accs, metrics=list(METRICS), names=names, generate_overall=False)
+    out: dict[str, dict[str, float]] = {}
+    for name in names:
+        row = df.loc[name]
+        out[name] = {m: (float(row[m]) if np.isfinite(row[m]) else float("nan")) for m in METRICS}
+    return out
+
+
+def evaluate_mtmc(pred_dir: str | Path, gt_dir: str | Path, min_iou: float = 0.5) -> dict[str, Any]:
+    """Per-camera and cross-camera metrics of a pipeline output folder against ground truth.
+
+    Returns:
+        ``{"cameras": {cam: metrics}, "cross_camera": metrics, "missing_predictions": [...]}``;
+        metrics hold MOTA, MOTP, IDF1, IDP, IDR, precision, recall, switches, FP, misses.
+    Raises:
+        DataError: a folder is missing, holds no ground truth, or no camera has predictions.
+    """
+    import motmetrics as mm
+
+    gts = find_gt_files(gt_dir)
+    preds = find_pred_files(pred_dir)
+    common = [c for c in gts if c in preds]
+    if not common:
+        raise DataError(f"no camera of {sorted(gts)} (ground truth) has a prediction file in {pred_dir}")
+    missing = [c for c in gts if c not in preds]
+    per_cam_accs, cross = [], mm.MOTAccumulator(auto_id=False)
+    offset = 0
+    for cam in gts:
+        gt = read_mot(gts[cam], is_gt=True)
+        pred = read_mot(preds[cam]) if cam in preds else {}
+        acc = mm.MOTAccumulator(auto_id=False)
+        _accumulate(acc, gt, pred, 0, min_iou)
+        per_cam_accs.append(acc)
+        last = _accumulate(cross, gt, pred, offset, min_iou)
+        offset += last + 1
+    names = list(gts)
+    per_cam = _metrics(per_cam_accs, names)
+    cross_m = _metrics([cross], ["cross_camera"])["cross_camera"]
+    return {"cameras": per_cam, "cross_camera": cross_m, "missing_predictions": missing, "min_iou": min_iou}

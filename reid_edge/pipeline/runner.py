@@ -1,0 +1,473 @@
+"""Orchestration of the multi-camera pipeline: decode -> detect -> track -> embed -> associate -> write.
+
+Cameras advance in lock-step on their own clocks (frame index / fps): each step reads the
+cameras whose next frame is due, so cameras of different frame rates stay aligned in time.
+Crops chosen for embedding (:mod:`.reid`) across all cameras of a step go to the backend as one
+batch. Everything here orchestrates; the decisions live in pure functions (tracker assignment,
+embedding schedule, cross-camera matcher).
+
+This module imports numpy, OpenCV and scipy only; the re-id model comes through the Backend
+protocol, so an ONNX or TensorRT model runs without torch.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import CheckpointError, PipelineError
+from .associate import AssociationConfig, IdentityView, Interval, Query, match_tracklets
+from .detectors import Detector
+from .layout import CameraLayout
+from .outputs import ResultWriter, Row, annotate
+from .reid import Appearance, EmbedState, ReidConfig, box_quality, schedule
+from .sources import FrameSource
+from .tracker import ByteTracker, Track, TrackerConfig
+
+# The default --model: the newest export of the default run directory, best runtime first.
+DEFAULT_MODEL_SEARCH: tuple[str, ...] = (
+    "runs/export/model.int8.cpu.onnx",
+    "runs/export/model.onnx",
+    "runs/train/last.pt",
+)
+
+STAGES = ("decode", "detect", "track", "embed", "associate", "output")
+
+
+def find_default_model(root: str | Path = ".") -> Path:
+    """The first existing file of :data:`DEFAULT_MODEL_SEARCH` under ``root``.
+
+    Raises:
+        CheckpointError: none exists (the message names every path searched).
+    """
+    base = Path(root)
+    for rel in DEFAULT_MODEL_SEARCH:
+        p = base / rel
+        if p.is_file():
+            return p
+    raise CheckpointError("no --model given and no default model found (searched "
+                          + ", ".join(str(base / r) for r in DEFAULT_MODEL_SEARCH) + ")")
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """Every tunable of a run, grouped by stage."""
+
+    tracker: TrackerConfig = field(default_factory=TrackerConfig)
+    reid: ReidConfig = field(default_factory=ReidConfig)
+    association: AssociationConfig = field(default_factory=AssociationConfig)
+
+
+@dataclass
+class Tracklet:
+    """A per-camera track as the pipeline follows it, until and after its global id is decided."""
+
+    camera: str
+    track: Track
+    start_s: float
+    end_s: float
+    embed: EmbedState = field(default_factory=EmbedState)
+    appearance: Appearance = field(default_factory=Appearance)
+    pending: list[Row] = field(default_factory=list)
+    emitted: int = 0  # rows of track.history already taken
+    rows: int = 0
+    gid: int | None = None
+    decided_frame: int | None = None
+    distance: float | None = None
+    finished: bool = False
+
+    @property
+    def first_frame(self) -> int:
+        return self.track.history[0][0] if self.track.history else self.track.start_frame
+
+    @property
+    def last_frame(self) -> int:
+        return self.track.history[-1][0] if self.track.history else self.track.last_frame
+
+
+@dataclass
+class CameraState:
+    source: FrameSource
+    detector: Detector
+    tracker: ByteTracker
+    tracklets: dict[int, Tracklet] = field(default_factory=dict)
+    frames: int = 0
+    frame_index: int = 0
+    done: bool = False
+    next_time: float = 0.0
+    video: Any = None
+    active_s: float = 0.0  # wall time from the start until this camera ended
+    confirmed_tracks: int = 0
+
+
+class Pipeline:
+    """One multi-camera run. Build it, then call :meth:`run` once."""
+
+    def __init__(self, sources: list[FrameSource], detectors: list[Detector], backend: Any, writer: ResultWriter,
+                 config: PipelineConfig | None = None, layout: CameraLayout | None = None,
+                 video_dir: str | Path | None = None, show: bool = False,
+                 progress: Callable[[str, int, int | None], None] | None = None) -> None:
+        if len(sources) != len(detectors):
+            raise PipelineError("one detector per camera is needed")
+        self.config = config or PipelineConfig()
+        self.backend = backend
+        self.writer = writer
+        self.layout = layout
+        self.video_dir = Path(video_dir) if video_dir is not None else None
+        self.show = show
+        self.progress = progress
+        self.cams = [CameraState(s, d, ByteTracker(self.config.tracker)) for s, d in zip(sources, detectors)]
+        card = getattr(backend, "card", None)
+        lam = self.config.association.lambda_g
+        self.lambda_g = float(lam if lam is not None else getattr(card, "lambda_g", 0.5))
+        self.global_dim = int(getattr(card, "global_dim", 1))
+        self.identities: dict[int, list[Tracklet]] = {}
+        self.next_gid = 1
+        self.timers = dict.fromkeys(STAGES, 0.0)
+        self.embeddings = 0
+        self.embed_batches = 0
+        self.dropped_tracklets = 0
+        self.interrupted = False
+        self.wall_s = 0.0
+        self._start = time.perf_counter()
+
+    # -- per-step work ------------------------------------------------------------------------------
+    def _tic(self, stage: str, t0: float) -> float:
+        t1 = time.perf_counter()
+        self.timers[stage] += t1 - t0
+        return t1
+
+    def _take_rows(self, tl: Tracklet) -> None:
+        new = tl.track.history[tl.emitted:]
+        tl.emitted = len(tl.track.history)
+        if not new:
+            return
+        rows: list[Row] = [(int(f), x, y, w, h, c) for f, x, y, w, h, c in new]
+        tl.rows += len(rows)
+        if tl.gid is None:
+            tl.pending.extend(rows)
+        else:
+            self.writer.write_rows(tl.camera, tl.gid, rows)
+
+    def _time_of(self, cam: CameraState, frame: int) -> float:
+        return (frame - 1) / cam.source.fps
+
+    def _step_camera(self, cam: CameraState, max_frames: int | None) -> tuple[Any, list[Track]] | None:
+        t0 = time.perf_counter()
+        frame = None
+        if max_frames is None or cam.frames < max_frames:
+            frame = cam.source.read()
+        t0 = self._tic("decode", t0)
+        if frame is None:
+            cam.done = True
+            cam.active_s = time.perf_counter() - self._start
+            for tr in cam.tracker.finish_all():
+                self._finish(cam, tr)
+            self._tic("track", t0)
+            return None
+        cam.frame_index = frame.index
+        cam.next_time = frame.index / cam.source.fps
+        dets = cam.detector.detect(frame.image, frame.index)
+        t0 = self._tic("detect", t0)
+        active, finished = cam.tracker.update(dets, frame=frame.index)
+        cam.frames += 1  # counted once fully processed (an interrupt in detect leaves it out)
+        now = frame.time_s
+        for tr in active:
+            tl = cam.tracklets.get(tr.track_id)
+            if tl is None:
+                tl = Tracklet(cam.source.name, tr, self._time_of(cam, tr.history[0][0]), now)
+                cam.tracklets[tr.track_id] = tl
+                cam.confirmed_tracks += 1
+            tl.end_s = now
+        for tr in finished:
+            self._finish(cam, tr)
+        self._tic("track", t0)
+        if self.progress is not None:
+            total = cam.source.frame_count
+            if max_frames is not None:
+                total = min(total, max_frames) if total else max_frames
+            self.progress(cam.source.name, cam.frames, total)
+        return frame, active
+
+    def _finish(self, cam: CameraState, tr: Track) -> None:
+        tl = cam.tracklets.get(tr.track_id)
+        if tl is None:
+            return
+        self._take_rows(tl)
+        tl.finished = True
+        tl.end_s = self._time_of(cam, tl.last_frame)
+
+    def _embed(self, stepped: dict[int, tuple[Any, list[Track]]]) -> None:
+        t0 = time.perf_counter()
+        cfg = self.config.reid
+        candidates: list[tuple[Any, EmbedState, float]] = []
+        frame_of: dict[Any, int] = {}
+        info: dict[Any, tuple[Any, Tracklet, np.ndarray, float]] = {}
+        for ci, (frame, active) in stepped.items():
+            if not active:
+                continue
+            cam = self.cams[ci]
+            boxes = np.array([tr.det_box for tr in active])
+            h, w = frame.image.shape[:2]
+            quality = box_quality(boxes, w, h, cfg.ref_height)
+            for tr, box, q in zip(active, boxes, quality):
+                key = (ci, tr.track_id)
+                tl = cam.tracklets[tr.track_id]
+                candidates.append((key, tl.embed, float(q)))
+                frame_of[key] = frame.index
+                info[key] = (frame, tl, box, float(q))
+        chosen = schedule(candidates, frame_of, cfg)
+        crops: list[np.ndarray] = []
+        owners: list[tuple[Tracklet, float, int]] = []
+        for chosen_key in chosen:
+            frame, tl, box, q = info[chosen_key]
+            h, w = frame.image.shape[:2]
+            x1, y1 = max(0, int(box[0])), max(0, int(box[1]))
+            x2, y2 = min(w, int(np.ceil(box[0] + box[2]))), min(h, int(np.ceil(box[1] + box[3])))
+            if x2 - x1 < 4 or y2 - y1 < 4:
+                continue
+            crops.append(np.ascontiguousarray(frame.image[y1:y2, x1:x2]))
+            owners.append((tl, q, frame.index))
+        if crops:
+            emb = self.backend.embed(crops, batch_size=cfg.batch_size)
+            self.embeddings += len(crops)
+            self.embed_batches += 1
+            for i, (tl, q, fidx) in enumerate(owners):
+                stripes = emb.stripes[i] if emb.stripes is not None and emb.stripes.size else None
+                tl.appearance.add(emb.global_[i], stripes, q)
+                tl.embed.count += 1
+                tl.embed.last_frame = fidx
+                tl.embed.best_quality = max(tl.embed.best_quality, q)
+        self._tic("embed", t0)
+
+    def _identity_views(self) -> list[IdentityView]:
+        views = []
+        for gid, members in self.identities.items():
+            app = Appearance()
+            for m in members:
+                app.merge(m.appearance)
+            g = app.global_.astype(np.float64) if not app.empty else np.full(self.global_dim, np.nan)
+            s = app.stripes.astype(np.float64) if (not app.empty and app.stripes is not None) else None
+            views.append(IdentityView(gid, g, s, [Interval(m.camera, m.start_s, m.end_s) for m in members],
+                                      float(len(members))))
+        return views
+
+    def _associate(self, final: bool = False) -> None:
+        t0 = time.perf_counter()
+        acfg = self.config.association
+        ready: list[tuple[CameraState, Tracklet]] = []
+        for cam in self.cams:
+            for tid in list(cam.tracklets):
+                tl = cam.tracklets[tid]
+                self._take_rows(tl)
+                if tl.gid is not None:
+                    continue
+                if tl.finished or final:
+                    if tl.rows < acfg.min_tracklet_frames:
+                        self.dropped_tracklets += 1
+                        del cam.tracklets[tid]
+                        continue
+                    ready.append((cam, tl))
+                elif tl.end_s - tl.start_s >= acfg.decide_after_s and tl.appearance.count > 0:
+                    ready.append((cam, tl))
+        if ready:
+            queries = [Query(Interval(tl.camera, tl.start_s, tl.end_s),
+                             None if tl.appearance.empty else tl.appearance.global_.astype(np.float64),
+                             None if tl.appearance.stripes is None else tl.appearance.stripes.astype(np.float64))
+                       for _, tl in ready]
+            gids, dists, _ = match_tracklets(queries, self._identity_views(), self.next_gid, acfg.max_distance,
+                                             self.lambda_g, self.layout)
+            for (cam, tl), gid, d in zip(ready, gids, dists):
+                tl.gid = gid
+                tl.distance = d
+                tl.decided_frame = cam.frame_index
+                self.identities.setdefault(gid, []).append(tl)
+                self.next_gid = max(self.next_gid, gid + 1)
+                if tl.pending:
+                    self.writer.write_rows(tl.camera, gid, tl.pending)
+                    tl.pending = []
+        for cam in self.cams:
+            for tid in [t for t, tl in cam.tracklets.items() if tl.finished and tl.gid is not None]:
+                self._event(cam, cam.tracklets.pop(tid))
+        self._tic("associate", t0)
+
+    def _event(self, cam: CameraState, tl: Tracklet) -> None:
+        self.writer.write_event({
+            "camera": tl.camera, "camera_id": cam.source.camera_id, "track_id": tl.track.track_id,
+            "global_id": tl.gid, "first_frame": tl.first_frame, "last_frame": tl.last_frame,
+            "first_s": round(tl.start_s, 3), "last_s": round(tl.end_s, 3), "rows": tl.rows,
+            "embeddings": tl.appearance.count, "decided_at_frame": tl.decided_frame,
+            "match_distance": None if tl.distance is None else round(tl.distance, 4),
+        })
+
+    def _draw(self, stepped: dict[int, tuple[Any, list[Track]]]) -> None:
+        import cv2
+
+        for ci, (frame, active) in stepped.items():
+            cam = self.cams[ci]
+            boxes: list[tuple[float, float, float, float, int | None, int]] = []
+            for tr in active:
+                tl = cam.tracklets.get(tr.track_id)
+                x, y, w, h = (float(v) for v in tr.det_box[:4])
+                boxes.append((x, y, w, h, tl.gid if tl else None, tr.track_id))
+            img = annotate(frame.image.copy(), boxes)
+            if self.video_dir is not None:
+                if cam.video is None:
+                    h, w = img.shape[:2]
+                    path = self.video_dir / f"{cam.source.name}.annotated.mp4"
+                    fourcc = cv2.VideoWriter_fourcc(*"mp4v")  # type: ignore[attr-defined]
+                    cam.video = cv2.VideoWriter(str(path), fourcc, cam.source.fps, (w, h))
+                    if not cam.video.isOpened():
+                        raise PipelineError(f"cannot write annotated video {path}")
+                cam.video.write(img)
+            if self.show:
+                try:
+                    cv2.imshow(f"reid-edge {cam.source.name}", img)
+                    key = cv2.waitKey(1) & 0xFF
+                except cv2.error:
+                    raise PipelineError("--show: this OpenCV build has no GUI (headless); use --save-video") from None
+                if key in (ord("q"), 27):
+                    raise KeyboardInterrupt
+
+    # -- the loop -------------------------------------------------------------------------------------
+    def run(self, max_frames: int | None = None) -> dict[str, Any]:
+        """Process every camera to its end (or ``max_frames`` frames each); returns the summary.
+
+        Ctrl-C (KeyboardInterrupt) stops the loop; outputs are flushed and the summary written
+        either way. Any other exception propagates after the same flush.
+        """
+        start = self._start = time.perf_counter()
+        try:
+            while True:
+                live = [c for c in self.cams if not c.done]
+                if not live:
+                    break
+                clock = min(c.next_time for c in live)
+                stepped: dict[int, tuple[Any, list[Track]]] = {}
+                for ci, cam in enumerate(self.cams):
+                    if cam.done or cam.next_time > clock + 1e-6:
+                        continue
+                    res = self._step_camera(cam, max_frames)
+                    if res is not None:
+                        stepped[ci] = res
+                self._embed(stepped)
+                self._associate()
+                if self.video_dir is not None or self.show:
+                    t0 = time.perf_counter()
+                    self._draw(stepped)
+                    self._tic("output", t0)
+        except KeyboardInterrupt:
+            self.interrupted = True
+        finally:
+            self.wall_s = time.perf_counter() - start
+            self._close()
+        summary = self.summary()
+        self.writer.write_summary(summary)
+        return summary
+
+    def _close(self) -> None:
+        for cam in self.cams:
+            for tr in cam.tracker.finish_all():
+                self._finish(cam, tr)
+        self._associate(final=True)
+        for cam in self.cams:
+            if cam.video is not None:
+                cam.video.release()
+                cam.video = None
+            cam.source.close()
+        if self.show:
+            try:
+                import cv2
+
+                cv2.destroyAllWindows()
+            except Exception:  # noqa: BLE001 - a headless build has no windows to close
+                pass
+
+    def summary(self) -> dict[str, Any]:
+        """Identities, cameras per identity, transitions, per-stage time and frames/s."""
+        identities: list[dict[str, Any]] = []
+        transitions: dict[str, int] = {}
+        for gid in sorted(self.identities):
+            members = sorted(self.identities[gid], key=lambda m: m.start_s)
+            cams = sorted({m.camera for m in members})
+            for a, b in zip(members, members[1:]):
+                if a.camera != b.camera:
+                    key = f"{a.camera}->{b.camera}"
+                    transitions[key] = transitions.get(key, 0) + 1
+            identities.append({"id": gid, "cameras": cams, "tracklets": len(members),
+                               "first_s": round(members[0].start_s, 2),
+                               "last_s": round(max(m.end_s for m in members), 2)})
+        wall = max(self.wall_s, 1e-9)
+        total_frames = sum(c.frames for c in self.cams)
+        cameras = {}
+        for c in self.cams:
+            cameras[c.source.name] = {
+                "camera_id": c.source.camera_id, "source": c.source.spec, "frames": c.frames,
+                # frames/s while the camera was live (cameras of different lengths end at different times)
+                "fps": round(c.frames / max(c.active_s or wall, 1e-9), 2), "source_fps": c.source.fps,
+                "corrupt_frames": c.source.corrupt_frames, "reconnects": c.source.reconnects,
+                "tracks": c.confirmed_tracks,
+            }
+        return {
+            "cameras": cameras,
+            "identities": identities,
+            "num_identities": len(identities),
+            "cross_camera_identities": sum(1 for i in identities if len(i["cameras"]) > 1),
+            "transitions": transitions,
+            "stage_seconds": {k: round(v, 4) for k, v in self.timers.items()},
+            "stage_ms_per_frame": {k: round(1000 * v / max(total_frames, 1), 3) for k, v in self.timers.items()},
+            "wall_seconds": round(wall, 3),
+            "embeddings": self.embeddings,
+            "embed_batches": self.embed_batches,
+            "dropped_tracklets": self.dropped_tracklets,
+            "rows_written": self.writer.rows_written,
+            "interrupted": self.interrupted,
+            "lambda_g": self.lambda_g,
+            "config": {
+                "tracker": _asdict(self.config.tracker), "reid": _asdict(self.config.reid),
+                "association": _asdict(self.config.association),
+            },
+        }
+
+
+def _asdict(obj: Any) -> dict[str, Any]:
+    import dataclasses
+
+    return dataclasses.asdict(obj)
+
+
+def run_pipeline(cameras: list[str], out_dir: str | Path, backend: Any, detector: str = "motion",
+                 detections_dir: str | Path | None = None, camera_names: list[str] | None = None,
+                 layout: CameraLayout | None = None, config: PipelineConfig | None = None,
+                 max_frames: int | None = None, save_video: bool = False, show: bool = False,
+                 skip_bad_cameras: bool = False, device: str = "auto",
+                 warn: Callable[[str], None] | None = None,
+                 progress: Callable[[str, int, int | None], None] | None = None) -> dict[str, Any]:
+    """Library entry: open cameras, build detectors, run, return the summary.
+
+    ``out_dir`` must exist (the CLI prepares it). Raises :class:`PipelineError` for cameras
+    that cannot be opened (unless ``skip_bad_cameras``) and bad detector settings.
+    """
+    from .detectors import make_detector
+    from .sources import open_sources
+
+    fps = layout.fps_by_name() if layout is not None else None
+    if layout is not None and camera_names is None and layout.cameras and len(layout.cameras) == len(cameras):
+        camera_names = [c.name for c in layout.cameras]
+    sources = open_sources(cameras, camera_names, fps=fps, skip_bad=skip_bad_cameras, warn=warn)
+    try:
+        detectors = [make_detector(detector, s.name, detections_dir, device=device) for s in sources]
+    except BaseException:
+        for s in sources:
+            s.close()
+        raise
+    out = Path(out_dir)
+    with ResultWriter(out, [(s.name, s.camera_id) for s in sources]) as writer:
+        pipe = Pipeline(sources, detectors, backend, writer, config, layout,
+                        video_dir=out if save_video else None, show=show, progress=progress)
+        return pipe.run(max_frames=max_frames)

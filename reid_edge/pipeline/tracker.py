@@ -1,0 +1,287 @@
+"""Per-camera multi-object tracking, ByteTrack style.
+
+Each detection is ``[x, y, w, h, score]`` in pixels. A constant-velocity Kalman filter runs on
+``[cx, cy, w, h]``. Every frame:
+
+1. predict every track;
+2. stage 1: high-score detections (``score >= high_thresh``) vs confirmed and lost tracks,
+   cost = ``1 - IoU`` (optionally blended with an appearance distance), Hungarian assignment
+   with a gate (:func:`assign`);
+3. stage 2: low-score detections vs the tracks still unmatched that were seen last frame,
+   IoU only (ByteTrack's recovery of occluded people);
+4. stage 3: unconfirmed (tentative) tracks vs the remaining high-score detections;
+5. unmatched high-score detections above ``new_track_thresh`` start tentative tracks; a track
+   is confirmed after ``min_hits`` consecutive hits; a confirmed track unmatched for more than
+   ``track_buffer`` frames is finished, a tentative one is dropped at its first miss.
+
+The assignment step (:func:`iou_matrix`, :func:`assign`) is pure and tested on hand-made cases.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import ConfigError
+
+HistoryRow = tuple[int, float, float, float, float, float]  # frame, x, y, w, h, score
+
+
+def _row(frame: int, values: np.ndarray | list[float]) -> HistoryRow:
+    x, y, w, h, s = (float(v) for v in values[:5])
+    return (int(frame), x, y, w, h, s)
+
+
+@dataclass(frozen=True)
+class TrackerConfig:
+    """Thresholds of the ByteTrack-style tracker (all per camera)."""
+
+    high_thresh: float = 0.5
+    low_thresh: float = 0.1
+    new_track_thresh: float = 0.6
+    match_iou: float = 0.2  # stage 1/3 gate: IoU below this is never a match
+    low_match_iou: float = 0.5  # stage 2 gate (low-score detections)
+    track_buffer: int = 30  # frames a lost confirmed track is kept for re-association
+    min_hits: int = 3
+    appearance_weight: float = 0.0  # 0: IoU only; w: cost = (1-w)(1-IoU) + w*d_app/2
+    max_appearance_dist: float = 1.2  # gate on the appearance distance when it is used
+    max_height_change: float = 0.3  # |log(h_det / h_track)| above log(1 + this) is never a match
+    interpolate_gaps: int = 10  # a track re-found after <= this many missed frames gets linear fill-in rows
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.low_thresh <= self.high_thresh <= 1.0:
+            raise ConfigError("tracker: need 0 <= low_thresh <= high_thresh <= 1")
+        if self.min_hits < 1 or self.track_buffer < 0:
+            raise ConfigError("tracker: min_hits must be >= 1 and track_buffer >= 0")
+        if not 0.0 <= self.appearance_weight <= 1.0:
+            raise ConfigError("tracker: appearance_weight must be in [0, 1]")
+
+
+def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pairwise IoU of boxes ``[N, 4]`` and ``[M, 4]`` in ``x, y, w, h`` form -> ``[N, M]``."""
+    a = np.asarray(a, dtype=np.float64).reshape(-1, 4)
+    b = np.asarray(b, dtype=np.float64).reshape(-1, 4)
+    if len(a) == 0 or len(b) == 0:
+        return np.zeros((len(a), len(b)))
+    ax2, ay2 = a[:, 0] + a[:, 2], a[:, 1] + a[:, 3]
+    bx2, by2 = b[:, 0] + b[:, 2], b[:, 1] + b[:, 3]
+    iw = np.minimum(ax2[:, None], bx2[None]) - np.maximum(a[:, 0][:, None], b[:, 0][None])
+    ih = np.minimum(ay2[:, None], by2[None]) - np.maximum(a[:, 1][:, None], b[:, 1][None])
+    inter = np.clip(iw, 0, None) * np.clip(ih, 0, None)
+    union = (a[:, 2] * a[:, 3])[:, None] + (b[:, 2] * b[:, 3])[None] - inter
+    return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
+
+
+def assign(cost: np.ndarray, max_cost: float) -> tuple[list[tuple[int, int]], list[int], list[int]]:
+    """Hungarian assignment with a gate.
+
+    Args:
+        cost: ``[N, M]`` costs; entries ``> max_cost`` (or non-finite) are forbidden.
+        max_cost: the gate.
+    Returns:
+        ``(matches, unmatched_rows, unmatched_cols)``; ``matches`` holds ``(row, col)`` pairs
+        sorted by row.
+    """
+    from scipy.optimize import linear_sum_assignment
+
+    cost = np.asarray(cost, dtype=np.float64)
+    n, m = cost.shape
+    if n == 0 or m == 0:
+        return [], list(range(n)), list(range(m))
+    allowed = np.isfinite(cost) & (cost <= max_cost)
+    big = max_cost + 1.0 + (float(np.nanmax(np.where(allowed, cost, 0.0))) if allowed.any() else 0.0)
+    padded = np.where(allowed, cost, big)
+    rows, cols = linear_sum_assignment(padded)
+    matches = [(int(r), int(c)) for r, c in zip(rows, cols) if allowed[r, c]]
+    mr = {r for r, _ in matches}
+    mc = {c for _, c in matches}
+    return matches, [r for r in range(n) if r not in mr], [c for c in range(m) if c not in mc]
+
+
+class KalmanBoxFilter:
+    """Constant-velocity Kalman filter on ``[cx, cy, w, h]`` with noise scaled by box height."""
+
+    _std_pos = 1.0 / 20
+    _std_vel = 1.0 / 160
+
+    def __init__(self, box_xywh: np.ndarray) -> None:
+        x, y, w, h = (float(v) for v in box_xywh[:4])
+        self.mean = np.array([x + w / 2, y + h / 2, w, h, 0, 0, 0, 0], dtype=np.float64)
+        s = [2 * self._std_pos * h, 2 * self._std_pos * h, 2 * self._std_pos * h, 2 * self._std_pos * h,
+             10 * self._std_vel * h, 10 * self._std_vel * h, 10 * self._std_vel * h, 10 * self._std_vel * h]
+        self.cov = np.diag(np.square(s))
+        self.F = np.eye(8)
+        self.F[:4, 4:] = np.eye(4)
+        self.H = np.eye(4, 8)
+
+    def predict(self) -> None:
+        h = max(self.mean[3], 1.0)
+        q = np.square([self._std_pos * h] * 4 + [self._std_vel * h] * 4)
+        self.mean = self.F @ self.mean
+        self.cov = self.F @ self.cov @ self.F.T + np.diag(q)
+        self.mean[2:4] = np.maximum(self.mean[2:4], 1.0)
+
+    def update(self, box_xywh: np.ndarray) -> None:
+        x, y, w, h = (float(v) for v in box_xywh[:4])
+        z = np.array([x + w / 2, y + h / 2, w, h])
+        r = np.diag(np.square([self._std_pos * h] * 4))
+        s = self.H @ self.cov @ self.H.T + r
+        k = np.linalg.solve(s, self.H @ self.cov).T
+        self.mean = self.mean + k @ (z - self.H @ self.mean)
+        self.cov = (np.eye(8) - k @ self.H) @ self.cov
+
+    @property
+    def box(self) -> np.ndarray:
+        cx, cy, w, h = self.mean[:4]
+        return np.array([cx - w / 2, cy - h / 2, w, h])
+
+
+@dataclass
+class Track:
+    """One per-camera track. ``state``: tentative | confirmed | lost | finished."""
+
+    track_id: int
+    kf: KalmanBoxFilter
+    score: float
+    start_frame: int
+    last_frame: int
+    hits: int = 1
+    state: str = "tentative"
+    det_box: np.ndarray = field(default_factory=lambda: np.zeros(4))
+    appearance: np.ndarray | None = None  # set by the re-id stage for the optional appearance cost
+    # (frame, x, y, w, h, score) of every matched detection, tentative frames included, so the
+    # consumer can emit the rows that came before confirmation.
+    history: list[HistoryRow] = field(default_factory=list)
+
+    @property
+    def box(self) -> np.ndarray:
+        """Last detection box when seen this frame, else the Kalman prediction."""
+        return self.kf.box
+
+
+class ByteTracker:
+    """Stateful per-camera tracker; :meth:`update` once per frame."""
+
+    def __init__(self, config: TrackerConfig | None = None) -> None:
+        self.config = config or TrackerConfig()
+        self.tracks: list[Track] = []
+        self._next_id = 1
+        self.frame = 0
+
+    def _cost(self, tracks: list[Track], boxes: np.ndarray, feats: np.ndarray | None = None) -> np.ndarray:
+        tb = np.array([t.box for t in tracks]).reshape(-1, 4)
+        iou = iou_matrix(tb, boxes)
+        cost = 1.0 - iou
+        if len(tb) and len(boxes):
+            # a person's height barely changes between frames, while a box entering where another
+            # leaves (or a head-only fragment) often does: refuse such pairs whatever the overlap
+            ratio = np.abs(np.log(np.maximum(boxes[None, :, 3], 1e-6) / np.maximum(tb[:, None, 3], 1e-6)))
+            cost[ratio > np.log1p(self.config.max_height_change)] = np.inf
+        w = self.config.appearance_weight
+        if w > 0 and feats is not None and len(tracks) and len(boxes):
+            app = np.full(cost.shape, np.nan)
+            for i, t in enumerate(tracks):
+                if t.appearance is not None:
+                    app[i] = np.linalg.norm(feats - t.appearance[None], axis=1)
+            has = np.isfinite(app)
+            blended = (1 - w) * cost + w * np.where(has, app, 0.0) / 2.0
+            cost = np.where(has, blended, cost)
+            cost[has & (app > self.config.max_appearance_dist)] = np.inf
+            cost[iou <= 0] = np.inf  # appearance never links boxes that do not touch
+        return cost
+
+    def update(
+        self, detections: np.ndarray, features: np.ndarray | None = None, frame: int | None = None
+    ) -> tuple[list[Track], list[Track]]:
+        """Advance one frame.
+
+        Args:
+            detections: ``[N, 5]`` ``x, y, w, h, score``.
+            features: optional ``[N, D]`` unit appearance vectors of the detections.
+            frame: this frame's number (default: previous + 1); gaps count as missed frames.
+        Returns:
+            ``(active, finished)``: confirmed tracks matched this frame, and tracks that ended
+            this frame (confirmed tracks whose lost buffer ran out).
+        """
+        cfg = self.config
+        self.frame = self.frame + 1 if frame is None else int(frame)
+        dets = np.asarray(detections, dtype=np.float64).reshape(-1, 5)
+        dets = dets[(dets[:, 2] > 1) & (dets[:, 3] > 1)]
+        high = np.flatnonzero(dets[:, 4] >= cfg.high_thresh)
+        low = np.flatnonzero((dets[:, 4] >= cfg.low_thresh) & (dets[:, 4] < cfg.high_thresh))
+        for t in self.tracks:
+            t.kf.predict()
+        pool = [t for t in self.tracks if t.state in ("confirmed", "lost")]
+        tentative = [t for t in self.tracks if t.state == "tentative"]
+        matched: set[int] = set()
+
+        def apply(track: Track, di: int) -> None:
+            track.kf.update(dets[di, :4])
+            track.det_box = dets[di, :4].copy()
+            track.score = float(dets[di, 4])
+            track.hits = track.hits + 1 if track.last_frame == self.frame - 1 else 1
+            if track.state == "lost":
+                track.state = "confirmed"
+            gap = self.frame - track.last_frame - 1
+            if 0 < gap <= cfg.interpolate_gaps and track.history:
+                f0 = track.history[-1][0]
+                prev = np.array(track.history[-1][1:], dtype=np.float64)
+                new = dets[di, :5].astype(np.float64)
+                for k in range(1, gap + 1):
+                    a = k / (gap + 1)
+                    track.history.append(_row(f0 + k, (1 - a) * prev + a * new))
+            track.last_frame = self.frame
+            track.history.append(_row(self.frame, dets[di]))
+            matched.add(id(track))
+
+        fh = features[high] if features is not None else None
+        m1, um_t, um_d = assign(self._cost(pool, dets[high, :4], fh), 1.0 - cfg.match_iou)
+        for ti, di in m1:
+            apply(pool[ti], int(high[di]))
+        remaining_high = high[um_d]
+        # Stage 2: low-score boxes recover tracks seen last frame (occlusion), IoU only.
+        recent = [pool[i] for i in um_t if pool[i].state == "confirmed"]
+        m2, _, _ = assign(self._cost(recent, dets[low, :4]), 1.0 - cfg.low_match_iou)
+        for ti, di in m2:
+            apply(recent[ti], int(low[di]))
+        # Stage 3: tentative tracks vs the high-score boxes left.
+        fr = features[remaining_high] if features is not None else None
+        m3, _, um_d3 = assign(self._cost(tentative, dets[remaining_high, :4], fr), 1.0 - cfg.match_iou)
+        for ti, di in m3:
+            apply(tentative[ti], int(remaining_high[di]))
+        finished: list[Track] = []
+        keep: list[Track] = []
+        for t in self.tracks:
+            if id(t) in matched:
+                if t.state == "tentative" and t.hits >= cfg.min_hits:
+                    t.state = "confirmed"
+                keep.append(t)
+            elif t.state == "tentative":
+                continue  # a tentative track dies at its first miss
+            elif self.frame - t.last_frame > cfg.track_buffer:
+                t.state = "finished"
+                finished.append(t)
+            else:
+                t.state = "lost"
+                keep.append(t)
+        for di in remaining_high[um_d3]:
+            if dets[di, 4] < cfg.new_track_thresh:
+                continue
+            t = Track(self._next_id, KalmanBoxFilter(dets[di, :4]), float(dets[di, 4]), self.frame, self.frame,
+                      det_box=dets[di, :4].copy(), history=[_row(self.frame, dets[di])])
+            if cfg.min_hits <= 1:
+                t.state = "confirmed"
+            self._next_id += 1
+            keep.append(t)
+        self.tracks = keep
+        active = [t for t in self.tracks if t.state == "confirmed" and t.last_frame == self.frame]
+        return active, finished
+
+    def finish_all(self) -> list[Track]:
+        """End of stream: every confirmed or lost track is finished."""
+        done = [t for t in self.tracks if t.state in ("confirmed", "lost")]
+        for t in done:
+            t.state = "finished"
+        self.tracks = []
+        return done

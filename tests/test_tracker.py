@@ -1,0 +1,142 @@
+"""Tracker: the pure assignment step on hand-made cases, then the ByteTrack-style stages."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from reid_edge.errors import ConfigError
+from reid_edge.pipeline.tracker import ByteTracker, KalmanBoxFilter, TrackerConfig, assign, iou_matrix
+
+
+def test_iou_matrix_hand_values() -> None:
+    a = np.array([[0, 0, 10, 10]])
+    b = np.array([[0, 0, 10, 10], [5, 0, 10, 10], [20, 20, 5, 5]])
+    np.testing.assert_allclose(iou_matrix(a, b), [[1.0, 50 / 150, 0.0]])
+    assert iou_matrix(np.zeros((0, 4)), b).shape == (0, 3)
+
+
+def test_assign_is_globally_optimal_and_gated() -> None:
+    # Greedy on row 0 would take col 0 (0.1) and leave row 1 with 0.95; Hungarian takes 0.2 + 0.3.
+    cost = np.array([[0.1, 0.2], [0.3, 0.95]])
+    matches, ur, uc = assign(cost, 0.9)
+    assert matches == [(0, 1), (1, 0)] and ur == [] and uc == []
+    # the gate forbids a pair even when it is the only option
+    matches, ur, uc = assign(np.array([[0.95]]), 0.9)
+    assert matches == [] and ur == [0] and uc == [0]
+    # inf marks a forbidden pair
+    matches, ur, uc = assign(np.array([[np.inf, 0.5], [0.1, np.inf]]), 0.9)
+    assert matches == [(0, 1), (1, 0)]
+    assert assign(np.zeros((0, 3)), 0.5) == ([], [], [0, 1, 2])
+
+
+def test_assign_crossing_paths_prefers_consistent_pairs() -> None:
+    # two people just past crossing: A (moving right) is predicted at 53, B (moving left) at 47;
+    # the detections, listed B-side first, must still go to the track whose prediction they fit
+    tracks = np.array([[53, 0, 10, 30], [47, 0, 10, 30]])
+    dets = np.array([[46, 0, 10, 30], [54, 0, 10, 30]])
+    matches, _, _ = assign(1 - iou_matrix(tracks, dets), 0.8)
+    assert matches == [(0, 1), (1, 0)]
+
+
+def test_kalman_predicts_constant_velocity() -> None:
+    kf = KalmanBoxFilter(np.array([0, 0, 10, 20]))
+    for t in range(1, 8):
+        kf.predict()
+        kf.update(np.array([5 * t, 0, 10, 20]))
+    kf.predict()
+    assert kf.box[0] == pytest.approx(40, abs=1.5)
+
+
+def _walk(n: int, x0: float, vx: float, y: float = 10.0, score: float = 0.9) -> list[np.ndarray]:
+    return [np.array([x0 + vx * t, y, 20, 50, score]) for t in range(n)]
+
+
+def test_tracker_keeps_ids_through_crossing() -> None:
+    tr = ByteTracker(TrackerConfig(min_hits=2))
+    a = _walk(30, 0, 4)
+    b = _walk(30, 116, -4)
+    ids_a, ids_b = set(), set()
+    for t in range(30):
+        active, _ = tr.update(np.stack([a[t], b[t]]))
+        for trk in active:
+            if abs(trk.det_box[0] - a[t][0]) < 1e-6:
+                ids_a.add(trk.track_id)
+            else:
+                ids_b.add(trk.track_id)
+    assert len(ids_a) == 1 and len(ids_b) == 1 and ids_a != ids_b
+
+
+def test_tracker_survives_missed_detections_and_recovers_low_scores() -> None:
+    tr = ByteTracker(TrackerConfig(min_hits=2, track_buffer=5))
+    walk = _walk(25, 0, 3)
+    seen = set()
+    for t in range(25):
+        if 8 <= t < 11:
+            dets = np.zeros((0, 5))  # occluded: no detection at all
+        elif 15 <= t < 18:
+            dets = walk[t].copy()[None]
+            dets[0, 4] = 0.3  # partly occluded: low score, stage 2 keeps the track
+        else:
+            dets = walk[t][None]
+        active, finished = tr.update(dets)
+        assert not finished
+        if 15 <= t < 18:
+            assert len(active) == 1
+        seen |= {a.track_id for a in active}
+    assert seen == {1}
+    # the history holds every matched frame, tentative ones included, and the 3 occluded frames
+    # filled in by linear interpolation between the boxes around the gap
+    hist = tr.tracks[0].history
+    assert [h[0] for h in hist] == list(range(1, 26))
+    for t in (8, 9, 10):
+        assert hist[t][1] == pytest.approx(walk[t][0])
+
+
+def test_long_gaps_are_not_interpolated() -> None:
+    tr = ByteTracker(TrackerConfig(min_hits=1, track_buffer=30, interpolate_gaps=2))
+    tr.update(np.array([[0, 0, 20, 50, 0.9]]))
+    for _ in range(3):
+        tr.update(np.zeros((0, 5)))
+    tr.update(np.array([[4, 0, 20, 50, 0.9]]))
+    assert [h[0] for h in tr.tracks[0].history] == [1, 5]
+
+
+def test_tracker_finishes_after_buffer_and_ignores_low_score_births() -> None:
+    tr = ByteTracker(TrackerConfig(min_hits=1, track_buffer=2))
+    tr.update(np.array([[0, 0, 20, 50, 0.9]]))
+    finished_at = None
+    for f in range(2, 8):
+        _, fin = tr.update(np.array([[300, 300, 20, 50, 0.3]]))  # low score: never starts a track
+        if fin and finished_at is None:
+            finished_at = f
+    assert finished_at == 4  # unmatched on frames 2, 3, 4: more than 2 frames lost
+    assert tr.tracks == []
+
+
+def test_tentative_track_dies_at_first_miss() -> None:
+    tr = ByteTracker(TrackerConfig(min_hits=3))
+    tr.update(np.array([[0, 0, 20, 50, 0.9]]))
+    active, _ = tr.update(np.zeros((0, 5)))
+    assert active == [] and tr.tracks == []
+
+
+def test_appearance_cost_breaks_an_iou_tie() -> None:
+    cfg = TrackerConfig(min_hits=1, appearance_weight=0.5)
+    tr = ByteTracker(cfg)
+    tr.update(np.array([[0, 0, 20, 50, 0.9], [10, 0, 20, 50, 0.9]]))
+    t1, t2 = tr.tracks
+    t1.appearance = np.array([1.0, 0.0])
+    t2.appearance = np.array([0.0, 1.0])
+    # both detections now sit between the two tracks; appearance decides
+    dets = np.array([[5, 0, 20, 50, 0.9], [5, 1, 20, 50, 0.9]])
+    feats = np.array([[0.0, 1.0], [1.0, 0.0]])
+    tr.update(dets, features=feats)
+    assert t1.det_box[1] == 1 and t2.det_box[1] == 0
+
+
+def test_config_validation() -> None:
+    with pytest.raises(ConfigError):
+        TrackerConfig(low_thresh=0.6, high_thresh=0.5)
+    with pytest.raises(ConfigError):
+        TrackerConfig(min_hits=0)
