@@ -96,19 +96,21 @@ def calibrate(
     from .calib_set import ArrayCalibrationReader
 
     calib_method = _method(method)
-    reader = ArrayCalibrationReader(images, batch_size, on_batch)
     options: dict[str, Any] = {}
-    if method == "minmax":
-        options["max_intermediate_outputs"] = 4  # merge ranges every few batches: bounded memory
-    elif method == "percentile":
+    if method == "percentile":
         options["percentile"] = 99.999
+    # Memory stays bounded by feeding a few batches per collect_data call: each call folds its
+    # batches into the running ranges/histograms. (ORT's own max_intermediate_outputs option
+    # drops the batches it clears without merging them, so it is not used.)
+    chunk = 4 * batch_size
     with tempfile.TemporaryDirectory(prefix="reid-edge-calib.") as tmp:
         try:
             calibrator = create_calibrator(
                 Path(fp32_onnx), list(QUANTIZED_OPS), augmented_model_path=str(Path(tmp) / "augmented.onnx"),
                 calibrate_method=calib_method, providers=["CPUExecutionProvider"], extra_options=options,
             )
-            calibrator.collect_data(reader)
+            for start in range(0, len(images), chunk):
+                calibrator.collect_data(ArrayCalibrationReader(images[start:start + chunk], batch_size, on_batch))
             ranges = calibrator.compute_data()
         except Exception as exc:
             raise ExportError(f"calibration ({method}) failed: {type(exc).__name__}: {exc}") from exc

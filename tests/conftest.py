@@ -7,6 +7,9 @@ from pathlib import Path
 
 import pytest
 
+# as the CLI does: passive OpenMP waiting keeps a shared 2-core box from thrashing
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("REID_EDGE_SHARED_DATA", REPO.parent / "shared" / "data"))
 
