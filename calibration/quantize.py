@@ -39,7 +39,11 @@ DEFAULT_CALIBRATION_METHOD = "minmax"
 # Ops whose inputs/outputs get Q/DQ: the convolutional backbone. The embedding heads (Gemm/MatMul,
 # bias Adds, BatchNorm1d necks) and the L2 normalization (ReduceL2, Clip, Div) stay in float: they
 # are well under 1% of the compute and carry most of the quantization error into the embedding.
-QUANTIZED_OPS = ("Conv", "Add", "MaxPool", "AveragePool", "GlobalAveragePool")
+# Relu/Clip directly after a Conv are listed so that ORT folds them into the Conv's output
+# quantization (range [0, 6] for ReLU6 instead of the pre-activation range): MobileNetV2's INT8
+# cosine went from 0.883 to 0.951 (TensorRT encoding) with that alone. Other Clips (the L2 norm's)
+# are excluded in :func:`head_nodes`.
+QUANTIZED_OPS = ("Conv", "Relu", "Clip", "Add", "MaxPool", "AveragePool", "GlobalAveragePool")
 
 
 @dataclass(frozen=True)
@@ -141,11 +145,17 @@ def _quantizer_options(encoding: Encoding) -> tuple[Any, dict[str, Any]]:
 
 
 def head_nodes(model: onnx.ModelProto) -> list[str]:
-    """Names of elementwise nodes with a constant operand (bias adds of the heads): kept in float."""
+    """Nodes kept in float: elementwise ops with a constant operand (the heads' bias adds) and
+    activations that do not follow a Conv/Add (the L2 norm's clamp)."""
     consts = {t.name for t in model.graph.initializer} | {
         o for n in model.graph.node if n.op_type == "Constant" for o in n.output}
-    return [n.name for n in model.graph.node
-            if n.op_type in ("Add", "Mul", "Sub", "Div") and any(i in consts for i in n.input)]
+    producer = {o: n.op_type for n in model.graph.node for o in n.output}
+    heads = [n.name for n in model.graph.node
+             if n.op_type in ("Add", "Mul", "Sub", "Div") and any(i in consts for i in n.input)]
+    # activations are quantized only as part of a Conv (fused); the L2 norm's Clip stays float
+    heads += [n.name for n in model.graph.node
+              if n.op_type in ("Relu", "Clip") and producer.get(n.input[0]) not in ("Conv", "Add")]
+    return heads
 
 
 def quantize_encoding(
