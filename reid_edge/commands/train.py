@@ -1,7 +1,103 @@
-"""Placeholder: the 'train' command is registered by its owning issue's work."""
+"""``reid-edge train``: selective contrastive training on unlabeled crops."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
 
 import typer
 
+FORMATS = ("auto", "market1501", "dukemtmc", "msmt17", "cuhk03", "folder", "unlabeled")
+BACKBONES = ("resnet50", "resnet34", "resnet18", "mobilenetv2")
+
+
+def _choice(value: str | None, allowed: tuple[str, ...], flag: str) -> str | None:
+    from reid_edge.errors import ConfigError
+
+    if value is not None and value not in allowed:
+        raise ConfigError(f"{flag} {value!r} is not one of {', '.join(allowed)}")
+    return value
+
+
+def build_config(config: Path | None, overrides: dict[str, Any], resume: bool) -> Any:
+    """YAML (or, with --resume, the run's own stored config) overridden by the flags given."""
+    from reid_edge.config import from_dict, load_yaml
+    from reid_edge.train.config import DEFAULT_RUN_DIR, TrainConfig
+
+    out = Path(overrides.get("out") or DEFAULT_RUN_DIR)
+    last = out / "last.pt"
+    if resume and config is None and last.is_file():
+        from reid_edge.train.checkpoint import load_checkpoint
+
+        stored = dict(load_checkpoint(last)["train_config"])
+        stored.update({k: v for k, v in overrides.items() if v is not None})
+        return from_dict(TrainConfig, stored)
+    return load_yaml(TrainConfig, config, overrides)
+
 
 def register(app: typer.Typer) -> None:
-    return None
+    @app.command("train")
+    def train_cmd(
+        data: Path = typer.Option(None, "--data", help="Dataset folder (crops)."),
+        out: Path = typer.Option(None, "--out", help="Run folder [default: runs/train]."),
+        config: Path = typer.Option(None, "--config", help="YAML file with TrainConfig keys (flags override it)."),
+        fmt: str = typer.Option(None, "--format", help="auto|market1501|dukemtmc|msmt17|cuhk03|folder|unlabeled."),
+        backbone: str = typer.Option(None, "--backbone", help="resnet50|resnet34|resnet18|mobilenetv2."),
+        pretrained: str = typer.Option(None, "--pretrained", help="'imagenet' or a weights file [default: none]."),
+        epochs: int = typer.Option(None, "--epochs", help="Epochs [default: 50]."),
+        batch_size: int = typer.Option(None, "--batch-size", help="Images per batch [default: 8, the paper's]."),
+        height: int = typer.Option(None, "--height", help="Input height [default: 256]."),
+        width: int = typer.Option(None, "--width", help="Input width [default: 128]."),
+        device: str = typer.Option(None, "--device", help="auto|cpu|cuda [default: auto]."),
+        resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last.pt."),
+        eval_every: int = typer.Option(None, "--eval-every", help="Evaluate every N epochs (0: never) [default: 5]."),
+        workers: int = typer.Option(None, "--workers", help="Data loader worker processes (0: main process)."),
+        seed: int = typer.Option(None, "--seed", help="Random seed [default: 0]."),
+        tracklet_positives: bool = typer.Option(None, "--tracklet-positives",
+                                                help="Crops of one tracklet (harvest manifest) are positives first."),
+    ) -> None:
+        """Train the selective contrastive re-id model on unlabeled person crops.
+
+        Identity labels are never read for training; a Market-style query/gallery split, when
+        present, is used to evaluate (mAP, rank-1) every --eval-every epochs. The run folder
+        gets last.pt (every epoch), best.pt (best mAP), log.csv and curves.png.
+
+        Examples:
+
+            reid-edge train --data crops/ --format unlabeled --backbone resnet18 --epochs 20
+
+            reid-edge train --data Market-1501-v15.09.15 --pretrained imagenet --out runs/market
+
+            reid-edge train --out runs/market --resume
+
+            torchrun --nproc_per_node 2 -m reid_edge.cli train --data crops/ --batch-size 32
+        """
+        from reid_edge.errors import ConfigError
+        from reid_edge.train.trainer import train
+
+        overrides: dict[str, Any] = {
+            "data": str(data) if data is not None else None,
+            "out": str(out) if out is not None else None,
+            "format": _choice(fmt, FORMATS, "--format"),
+            "backbone": _choice(backbone, BACKBONES, "--backbone"),
+            "pretrained": pretrained,
+            "epochs": epochs,
+            "batch_size": batch_size,
+            "height": height,
+            "width": width,
+            "device": _choice(device, ("auto", "cpu", "cuda"), "--device"),
+            "eval_every": eval_every,
+            "workers": workers,
+            "seed": seed,
+            "tracklet_positives": tracklet_positives,
+        }
+        cfg = build_config(config, overrides, resume)
+        if not cfg.data:
+            raise ConfigError("no training data: pass --data DIR (or 'data:' in --config)")
+        result = train(cfg, resume=resume)
+        best = ""
+        if result.best_checkpoint is not None and result.best_metric is not None:
+            best = f", best {result.best_checkpoint} (mAP {100 * result.best_metric:.1f}%)"
+        if os.environ.get("RANK", "0") == "0":  # torchrun: one summary, from the main rank
+            typer.echo(f"done: {result.last_checkpoint}{best}")

@@ -1,0 +1,189 @@
+"""Evaluation: Market-protocol CMC/mAP, re-ranking, feature extraction and ``reid-edge eval``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from reid_edge.errors import DataError
+from reid_edge.train.evaluate import evaluate_features, evaluate_rank, re_ranking
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():  # type: ignore[no-untyped-def]
+    # shared CI cores: one intra-op thread avoids oversubscription stalls
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def test_evaluate_rank_hand_computed() -> None:
+    # gallery:            g0      g1      g2      g3 (same pid+cam as q0)  g4 (junk)
+    g_pids = np.array([1, 2, 1, 1, -1])
+    g_cams = np.array([2, 2, 2, 1, 2])
+    q_pids = np.array([1, 2, 9])
+    q_cams = np.array([1, 3, 1])
+    dist = np.array([
+        [0.2, 0.1, 0.3, 0.05, 0.0],  # valid order g1(x) g0(v) g2(v): AP = (1/2 + 2/3) / 2 = 7/12
+        [0.1, 0.5, 0.2, 0.3, 0.0],   # valid order g0 g2 g3 g1(v): AP = 1/4
+        [0.1, 0.2, 0.3, 0.4, 0.0],   # pid 9 has no match: skipped
+    ])
+    cmc, mean_ap, valid = evaluate_rank(dist, q_pids, g_pids, q_cams, g_cams, max_rank=4)
+    assert valid == 2
+    assert mean_ap == pytest.approx((7 / 12 + 1 / 4) / 2)
+    np.testing.assert_allclose(cmc, [0.0, 0.5, 0.5, 1.0])
+
+
+def test_evaluate_rank_distractor_counts_as_wrong_and_short_gallery() -> None:
+    dist = np.array([[0.1, 0.15, 0.2, 0.3]])
+    cmc, mean_ap, _ = evaluate_rank(dist, np.array([1]), np.array([2, 0, 1, 1]), np.array([1]),
+                                    np.array([2, 1, 2, 2]), max_rank=50)
+    assert mean_ap == pytest.approx((1 / 3 + 2 / 4) / 2)
+    assert cmc.shape == (4,) and cmc.tolist() == [0.0, 0.0, 1.0, 1.0]
+    perfect, ap, _ = evaluate_rank(np.array([[0.0, 1.0]]), np.array([1]), np.array([1, 2]), np.array([1]),
+                                   np.array([2, 2]))
+    assert ap == 1.0 and perfect[0] == 1.0
+
+
+def test_evaluate_rank_errors() -> None:
+    with pytest.raises(DataError, match="no query"):
+        evaluate_rank(np.zeros((1, 2)), np.array([1]), np.array([1, 2]), np.array([1]), np.array([1, 1]))
+    with pytest.raises(DataError, match="does not match"):
+        evaluate_rank(np.zeros((2, 2)), np.array([1]), np.array([1, 2]), np.array([1]), np.array([1, 1]))
+
+
+def _clusters(seed: int, ids: int = 12, per_id: int = 6, dim: int = 8, noise: float = 0.55):
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(size=(ids, dim))
+    g = np.concatenate([c + noise * rng.normal(size=(per_id, dim)) for c in centers])
+    q = centers + noise * rng.normal(size=(ids, dim))
+    g_pids = np.repeat(np.arange(ids), per_id)
+    return q, g, np.arange(ids), g_pids
+
+
+def _d(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.sqrt(((a[:, None] - b[None]) ** 2).sum(-1))
+
+
+def test_re_ranking_shape_and_gallery_permutation() -> None:
+    q, g, _, _ = _clusters(0)
+    out = re_ranking(_d(q, g), _d(q, q), _d(g, g))
+    assert out.shape == (len(q), len(g)) and np.isfinite(out).all() and (out >= 0).all()
+    perm = np.random.default_rng(1).permutation(len(g))
+    gp = g[perm]
+    out_p = re_ranking(_d(q, gp), _d(q, q), _d(gp, gp))
+    np.testing.assert_allclose(out_p, out[:, perm], rtol=1e-5, atol=1e-6)
+
+
+def test_re_ranking_keeps_trivial_order() -> None:
+    # far-apart, tight clusters: every query's true matches stay first
+    q, g, q_pids, g_pids = _clusters(2, noise=0.01)
+    out = re_ranking(_d(q, g), _d(q, q), _d(g, g), k1=5, k2=3)
+    top = np.argsort(out, axis=1)[:, :6]
+    assert (g_pids[top] == q_pids[:, None]).all()
+    assert all(set(t) == set(p) for t, p in zip(top, np.argsort(_d(q, g), axis=1)[:, :6]))
+    # lambda = 1 keeps only the (monotonically transformed) original distance: the plain order
+    only_original = re_ranking(_d(q, g), _d(q, q), _d(g, g), lambda_value=1.0)
+    assert np.array_equal(np.argsort(only_original, 1, kind="stable"), np.argsort(_d(q, g), 1, kind="stable"))
+
+
+def test_re_ranking_improves_noisy_clusters() -> None:
+    q, g, q_pids, g_pids = _clusters(3)
+    cams_q, cams_g = np.zeros(len(q)), np.ones(len(g))
+    _, ap_plain, _ = evaluate_rank(_d(q, g), q_pids, g_pids, cams_q, cams_g)
+    _, ap_rr, _ = evaluate_rank(re_ranking(_d(q, g), _d(q, q), _d(g, g), k1=6, k2=3), q_pids, g_pids, cams_q, cams_g)
+    assert ap_rr > ap_plain + 0.02, (ap_plain, ap_rr)
+
+
+def test_evaluate_features_combined_vs_global() -> None:
+    from reid_edge.train.data.datasets import Sample
+
+    rng = np.random.default_rng(0)
+    g_feat = rng.normal(size=(4, 8)).astype(np.float32)
+    g_feat /= np.linalg.norm(g_feat, axis=1, keepdims=True)
+    stripes = np.repeat(g_feat[:, None, :2], 2, axis=1)
+    query = [Sample("q", 1, 1, 0)]
+    gallery = [Sample(f"g{i}", p, c, i) for i, (p, c) in enumerate([(1, 2), (2, 2), (3, 2), (4, 2)])]
+    qf = (g_feat[:1], stripes[:1])
+    res = evaluate_features(qf, (g_feat, stripes), query, gallery, distance="global")
+    assert res.mAP == 1.0 and res.to_dict()["rank1"] == 1.0
+    res_c = evaluate_features(qf, (g_feat, stripes), query, gallery, distance="combined", lambda_c=0.05)
+    assert res_c.mAP == 1.0 and res_c.distance == "combined"
+    with pytest.raises(DataError, match="unknown distance"):
+        evaluate_features(qf, (g_feat, stripes), query, gallery, distance="cosine")
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    import torch
+
+    from reid_edge.train.checkpoint import save_checkpoint
+    from reid_edge.train.evaluate import model_card_for
+    from reid_edge.train.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model("resnet18", num_stripes=4, embed_dim=64, last_stride=1).eval()
+    path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
+    save_checkpoint(path, model=model, method=None, optimizer=None, epoch=0, config=None, dataset_fingerprint="x",
+                    rng_state=None, calibration_images=[], card=model_card_for(model, 64, 32, 0.5),
+                    metrics={}, best_metric=None)
+    return path
+
+
+def test_extract_features_model_equals_checkpoint_backend(tiny_checkpoint: Path, market_mini: Path) -> None:
+    from reid_edge.commands.eval import open_model
+    from reid_edge.train.checkpoint import load_model
+    from reid_edge.train.data.datasets import read_dataset
+    from reid_edge.train.evaluate import extract_features
+
+    samples = read_dataset(market_mini).query[:5]
+    model, card, _ = load_model(tiny_checkpoint)
+    g1, s1 = extract_features(model, samples, batch_size=2, card=card)
+    backend = open_model(tiny_checkpoint, "cpu")
+    g2, s2 = extract_features(backend, samples, batch_size=4)
+    assert g1.shape == (5, 64) and s1.shape == (5, 4, 16)
+    np.testing.assert_allclose(g1, g2, atol=1e-5)
+    np.testing.assert_allclose(s1, s2, atol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(g1, axis=1), 1.0, atol=1e-5)
+
+
+def test_eval_cli_on_market_mini(tiny_checkpoint: Path, market_mini: Path, tmp_path: Path,
+                                 capsys: pytest.CaptureFixture[str]) -> None:
+    from reid_edge.cli import main
+
+    out_json, png = tmp_path / "m.json", tmp_path / "cmc.png"
+    rc = main(["eval", "--checkpoint", str(tiny_checkpoint), "--data", str(market_mini), "--json", str(out_json),
+               "--plot", str(png), "--device", "cpu", "--batch-size", "16"])
+    text = capsys.readouterr().out
+    assert rc == 0, text
+    assert "mAP" in text and "rank-1" in text
+    summary = json.loads(out_json.read_text())
+    for key in ("mAP", "rank1", "rank5", "rank10"):
+        assert 0.0 <= summary[key] <= 1.0
+    assert summary["rank1"] <= summary["rank5"] <= summary["rank10"]
+    assert summary["num_query"] == 32 and summary["num_gallery"] == 32 and summary["distance"] == "combined"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    rc = main(["eval", "--checkpoint", str(tiny_checkpoint), "--data", str(market_mini), "--json", str(out_json),
+               "--distance", "global", "--rerank", "--device", "cpu"])
+    assert rc == 0
+    assert json.loads(out_json.read_text())["distance"] == "global"
+
+
+def test_eval_cli_errors(tiny_checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from reid_edge.cli import main
+
+    (tmp_path / "u" / "cam1").mkdir(parents=True)
+    import cv2
+
+    cv2.imwrite(str(tmp_path / "u" / "cam1" / "a.jpg"), np.zeros((8, 4, 3), np.uint8))
+    assert main(["eval", "--checkpoint", str(tiny_checkpoint), "--data", str(tmp_path / "u")]) == 2
+    assert "no query/gallery" in capsys.readouterr().err
+    assert main(["eval", "--checkpoint", str(tmp_path / "missing.pt"), "--data", str(tmp_path / "u")]) == 2
+    assert main(["eval", "--checkpoint", str(tiny_checkpoint), "--data", str(tmp_path / "u"),
+                 "--distance", "cosine"]) == 2
