@@ -2,12 +2,12 @@
 
 Synthetic scene (tracking + cross-camera re-id quality, detection taken from the scene's det files)::
 
-    python -m benchmarks.pipeline --model runs/export/model.int8.cpu.onnx --scene runs/scene
+    python -m benchmarks.pipeline --model runs/train/export/model.int8.cpu.onnx --scene runs/scene
     python -m benchmarks.pipeline --model runs/train/last.pt            # generates a 2-camera, 8-person scene
 
 Real clips (throughput with the embedded default detector; the two clips act as two cameras)::
 
-    python -m benchmarks.pipeline --model runs/export/model.int8.cpu.onnx --real
+    python -m benchmarks.pipeline --model runs/train/export/model.int8.cpu.onnx --real
 
 Prints per-camera MOTA/IDF1, cross-camera IDF1 (scene mode), frames/s per camera and the time
 per stage; ``--json`` writes everything.

@@ -173,9 +173,9 @@ def test_default_model_search(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     (tmp_path / "runs/train").mkdir(parents=True)
     (tmp_path / "runs/train/last.pt").write_bytes(b"x")
     assert find_default_model(tmp_path) == tmp_path / DEFAULT_MODEL_SEARCH[-1]
-    (tmp_path / "runs/export").mkdir(parents=True)
-    (tmp_path / "runs/export/model.onnx").write_bytes(b"x")
-    assert find_default_model(tmp_path) == tmp_path / "runs/export/model.onnx"
+    (tmp_path / "runs/train/export").mkdir(parents=True)
+    (tmp_path / "runs/train/export/model.onnx").write_bytes(b"x")
+    assert find_default_model(tmp_path) == tmp_path / "runs/train/export/model.onnx"
     monkeypatch.chdir(tmp_path / "runs")
     rc = main(["run", "--cameras", "x.mp4"])
     err = capsys.readouterr().err

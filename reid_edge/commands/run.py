@@ -59,7 +59,8 @@ def register(app: typer.Typer) -> None:
         camera_names: list[str] = typer.Option(None, "--camera-names", help="Names for the cameras (default: "
                                                "file stems, or the layout's names)."),
         model: Path = typer.Option(None, "--model", help="Checkpoint, ONNX (FP32/INT8) or engine. Default: "
-                                   "runs/export/model.int8.cpu.onnx, runs/export/model.onnx, runs/train/last.pt."),
+                                   "runs/train/export/model.engine, model.int8.cpu.onnx, model.onnx there, "
+                                   "then runs/train/last.pt."),
         device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
         detector: str = typer.Option("motion", "--detector", help="motion, hog, hog+motion or yolo:PATH.onnx."),
         detections: Path = typer.Option(None, "--detections", help="Folder of MOT det files <camera>.txt or "
@@ -86,7 +87,7 @@ def register(app: typer.Typer) -> None:
 
           reid-edge run --cameras cam1.mp4 cam2.mp4 --out runs/mtmc
 
-          reid-edge run --cameras scene/cam1.mp4 scene/cam2.mp4 --detections scene --model runs/export/model.onnx
+          reid-edge run --cameras scene/cam1.mp4 scene/cam2.mp4 --detections scene --model runs/train/export/model.onnx
 
           reid-edge run --cameras rtsp://10.0.0.5/live 0 --camera-names door hall --layout layout.yaml --save-video
 

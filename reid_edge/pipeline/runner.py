@@ -30,9 +30,11 @@ from .sources import FrameSource
 from .tracker import ByteTracker, Track, TrackerConfig
 
 # The default --model: the newest export of the default run directory, best runtime first.
+# `reid-edge export` writes next to its checkpoint (runs/train/export/) by default.
 DEFAULT_MODEL_SEARCH: tuple[str, ...] = (
-    "runs/export/model.int8.cpu.onnx",
-    "runs/export/model.onnx",
+    "runs/train/export/model.engine",
+    "runs/train/export/model.int8.cpu.onnx",
+    "runs/train/export/model.onnx",
     "runs/train/last.pt",
 )
 
