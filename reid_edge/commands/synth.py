@@ -17,6 +17,12 @@ SYNTH_HELP = """Generate synthetic pedestrian data: Market-1501-style crops or m
 
 Deterministic for a given --seed; the same --seed gives the same people in crops and scenes, and
 the same --domain gives the same cameras.
+
+Examples:
+
+  reid-edge synth crops --ids 100 --cameras 4 --out data/synth
+
+  reid-edge synth scene --cameras 2 --people 8 --seconds 30 --out data/scene --domain B
 """
 
 
