@@ -237,6 +237,14 @@ def _fmt(value: Any, digits: int = 3) -> str:
     return "-" if value is None else str(value)
 
 
+def _cell(text: str) -> str:
+    try:
+        value = float(text)
+    except ValueError:
+        return text
+    return str(int(value)) if value.is_integer() else f"{value:.3f}"
+
+
 def summarize(numbers: dict[str, Any]) -> dict[str, Any]:
     """The headline figures of a demo run (also what the tests check)."""
     rep = numbers.get("int8_report", {})
@@ -277,7 +285,7 @@ def write_report(out: Path, numbers: dict[str, Any]) -> tuple[Path, Path]:
     if hist:
         cols = [c for c in ("epoch", "loss", "acc_global", "acc_local", "images_per_s") if c in hist[0]]
         lines += ["| " + " | ".join(cols) + " |", "|" + " --- |" * len(cols)]
-        lines += ["| " + " | ".join(str(row.get(c, "")) for c in cols) + " |" for row in hist]
+        lines += ["| " + " | ".join(_cell(row.get(c, "")) for c in cols) + " |" for row in hist]
         lines.append("")
     lines += ["## INT8 (one calibration, two encodings)", "", "| model | mean cosine vs FP32 | mAP | rank-1 |",
               "| --- | --- | --- | --- |"]
