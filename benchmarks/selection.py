@@ -25,9 +25,9 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
-from reid_edge.train.method import MethodConfig, SelectiveContrastive
 
 from reid_edge.io import atomic_write_json
+from reid_edge.train.method import MethodConfig, SelectiveContrastive
 from tests.loop_reference import LoopReference
 
 PHASES = ("select", "loss+backward", "update")

@@ -8,6 +8,8 @@ import math
 import numpy as np
 import pytest
 import torch
+
+from reid_edge.errors import ConfigError, DataError
 from reid_edge.train.method import (
     MethodConfig,
     SelectiveContrastive,
@@ -22,8 +24,6 @@ from reid_edge.train.method import (
     sortable_key,
     warmup_select,
 )
-
-from reid_edge.errors import ConfigError, DataError
 from tests.loop_reference import LoopReference
 
 DEVICES = [

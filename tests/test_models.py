@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from reid_edge.train.models import ModelConfig, ResNetBackbone, StripeHeads, build_model
-from reid_edge.train.models.resnet import resnet_state_dict_keys
 from torch import nn
 
 from reid_edge.errors import CheckpointError, ConfigError
+from reid_edge.train.models import ModelConfig, ResNetBackbone, StripeHeads, build_model
+from reid_edge.train.models.resnet import resnet_state_dict_keys
 
 
 def _tiny(**kwargs: object) -> nn.Module:
