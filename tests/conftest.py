@@ -39,3 +39,14 @@ def _limit_threads() -> None:
         torch.set_num_threads(2)
     except ImportError:
         pass
+
+
+@pytest.fixture()
+def one_torch_thread():  # type: ignore[no-untyped-def]
+    """One intra-op thread for the test: small models gain nothing from two on shared cores."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

@@ -23,14 +23,7 @@ from reid_edge.train.evaluate import model_card_for
 from reid_edge.train.method import MethodConfig, SelectiveContrastive
 from reid_edge.train.models import build_model
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():  # type: ignore[no-untyped-def]
-    # shared CI cores: one intra-op thread avoids oversubscription stalls
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _save(path: Path) -> tuple[torch.nn.Module, SelectiveContrastive]:

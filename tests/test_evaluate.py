@@ -11,16 +11,7 @@ import pytest
 from reid_edge.errors import DataError
 from reid_edge.train.evaluate import evaluate_features, evaluate_rank, re_ranking
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():  # type: ignore[no-untyped-def]
-    # shared CI cores: one intra-op thread avoids oversubscription stalls
-    import torch
-
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_evaluate_rank_hand_computed() -> None:

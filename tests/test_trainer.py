@@ -17,14 +17,7 @@ from reid_edge.train.config import DEFAULT_RUN_DIR, TrainConfig, default_calib_h
 from reid_edge.train.method import MethodConfig
 from reid_edge.train.trainer import train
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():  # type: ignore[no-untyped-def]
-    # shared CI cores: one intra-op thread avoids oversubscription stalls
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _crops(root: Path, n: int = 24, cams: int = 2, seed: int = 0) -> Path:
