@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-from .card import IMAGENET_MEAN, IMAGENET_STD
+from .card import IMAGENET_MEAN, IMAGENET_STD, ModelCard
 
 
 def preprocess_crops(
@@ -49,13 +49,7 @@ def preprocess_crops(
     return batch
 
 
-def preprocess_for_card(crops: Sequence[np.ndarray], card: object) -> np.ndarray:
+def preprocess_for_card(crops: Sequence[np.ndarray], card: ModelCard) -> np.ndarray:
     """:func:`preprocess_crops` with the input geometry and normalization a model card states."""
-    return preprocess_crops(
-        crops,
-        height=card.input_height,  # type: ignore[attr-defined]
-        width=card.input_width,  # type: ignore[attr-defined]
-        mean=card.mean,  # type: ignore[attr-defined]
-        std=card.std,  # type: ignore[attr-defined]
-        channel_order=card.channel_order,  # type: ignore[attr-defined]
-    )
+    return preprocess_crops(crops, height=card.input_height, width=card.input_width, mean=card.mean,
+                            std=card.std, channel_order=card.channel_order)

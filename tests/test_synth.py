@@ -310,53 +310,12 @@ def test_cli_out_dir_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
 
 def test_cli_crops_and_overwrite(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "d"
-    assert (
-        main(
-            [
-                "synth",
-                "crops",
-                "--ids",
-                "4",
-                "--cameras",
-                "2",
-                "--per-camera",
-                "1",
-                "--out",
-                str(out),
-                "--height",
-                "64",
-                "--width",
-                "32",
-            ]
-        )
-        == 0
-    )
+    args = ["synth", "crops", "--ids", "4", "--cameras", "2", "--per-camera", "1", "--out", str(out),
+            "--height", "64", "--width", "32"]
+    assert main(args) == 0
     assert "wrote" in capsys.readouterr().out
     first = _digest(out)
-    assert (
-        main(
-            [
-                "synth",
-                "crops",
-                "--ids",
-                "4",
-                "--cameras",
-                "2",
-                "--per-camera",
-                "1",
-                "--out",
-                str(out),
-                "--height",
-                "64",
-                "--width",
-                "32",
-                "--seed",
-                "1",
-                "--overwrite",
-            ]
-        )
-        == 0
-    )
+    assert main([*args, "--seed", "1", "--overwrite"]) == 0
     second = _digest(out)
     assert first != second
     assert not any(p.name.startswith(".") for p in out.iterdir())
