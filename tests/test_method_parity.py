@@ -14,6 +14,7 @@ from reid_edge.train.method import (
     MethodConfig,
     SelectiveContrastive,
     contrastive_losses,
+    dense_contrastive_losses,
     loss_coefficients,
     mixture_update,
     mixture_write_order,
@@ -138,6 +139,43 @@ def test_contrastive_losses_by_hand() -> None:
     # d/dx = sum_l (p_l - [l == 0]) M[c_l]
     expected = (p - torch.tensor([1.0, 0.0, 0.0])) @ memory
     torch.testing.assert_close(feats.grad[0, 0], expected)
+
+
+@pytest.mark.parametrize("chunk_floats", [1, 64, 1 << 22])
+def test_gathered_loss_equals_dense_loss(monkeypatch: pytest.MonkeyPatch, chunk_floats: int) -> None:
+    """The CPU loss (gathered rows, gradient computed in forward, in chunks of anchors) and the
+    autograd loss through a GEMM with the whole memory are one function with one gradient."""
+    import reid_edge.train.method as method_module
+
+    monkeypatch.setattr(method_module, "GATHER_CHUNK_FLOATS", chunk_floats)
+    gen = torch.Generator().manual_seed(11)
+    num_emb, batch, dim, n, width = 2, 9, 24, 60, 17
+    memory = _unit(torch.randn(n, dim, generator=gen))
+    candidates = torch.stack([torch.randperm(n, generator=gen)[:width] for _ in range(batch)])
+    coef = torch.tensor(loss_coefficients(4, k=3, lambda_t=0.5, alpha=1.75))
+    base = _unit(torch.randn(num_emb, batch, dim, generator=gen))
+    weights = torch.tensor([0.3, 0.7])
+    results = []
+    for fn in (contrastive_losses, dense_contrastive_losses):
+        feats = base.clone().requires_grad_()
+        losses, logits = fn(feats, memory, candidates, coef, 0.1)
+        (losses * weights).sum().backward()
+        results.append((losses.detach(), logits, feats.grad))
+    for got, want in zip(*results):
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+
+
+def test_gathered_loss_gradient_is_the_derivative() -> None:
+    """float64 finite differences against the hand-derived gradient of the CPU loss."""
+    gen = torch.Generator().manual_seed(12)
+    memory = _unit(torch.randn(30, 8, generator=gen, dtype=torch.float64))
+    candidates = torch.stack([torch.randperm(30, generator=gen)[:9] for _ in range(4)])
+    coef = torch.tensor([0.5, 0.3, 0.2], dtype=torch.float64)
+    feats = torch.randn(2, 4, 8, generator=gen, dtype=torch.float64).requires_grad_()
+    assert torch.autograd.gradcheck(lambda f: contrastive_losses(f, memory, candidates, coef, 0.1)[0], (feats,))
+    # no gradient asked for: none computed, none returned
+    losses, _ = contrastive_losses(feats.detach(), memory, candidates, coef, 0.1)
+    assert not losses.requires_grad
 
 
 def test_config_validation() -> None:

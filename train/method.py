@@ -25,7 +25,9 @@ A training step, as in the authors' trainer:
    ``[positives, negatives]`` (logits ``x . M[c] / temperature``): a cross entropy per
    positive column ``j`` with weight ``lambda_t`` (``j = 0``) or ``alpha (1 - lambda_t) / K``,
    for the global and the concatenated stripe embedding;
-   ``total = lambda_p * loss_local + (1 - lambda_p) * loss_global``.
+   ``total = lambda_p * loss_local + (1 - lambda_p) * loss_global``. On CPU the logits and
+   their input gradient come from the gathered candidate rows only (:class:`_GatheredContrastive`);
+   on a GPU from one GEMM with the whole bank (:func:`dense_contrastive_losses`); tested equal.
 3. After ``optimizer.step()``, :meth:`update` applies the momentum updates and the mixture writes
    with the same (detached, pre-step) features. Logits used the mixture bank before the writes.
 
@@ -219,6 +221,11 @@ def warmup_select(perm: Tensor, index: Tensor, count: int) -> tuple[Tensor, Tens
     return index.unsqueeze(1), head[src]
 
 
+# Floats of gathered memory rows per chunk of the CPU loss: ~16 MB, so a chunk's rows are still in
+# cache for the gradient product that follows the logits product.
+GATHER_CHUNK_FLOATS = 1 << 22
+
+
 def contrastive_losses(
     feats: Tensor, memory: Tensor, candidates: Tensor, coefficients: Tensor, temperature: float
 ) -> tuple[Tensor, Tensor]:
@@ -233,16 +240,95 @@ def contrastive_losses(
 
     Returns:
         ``losses [E]`` with ``losses[e] = sum_j coef_j * mean_b CE(logits[e, b], j)``, and the
-        logits ``[E, B, L]``.
+        logits ``[E, B, L]`` (not differentiable).
+
+    Two implementations of the same function: on CPU, :class:`_GatheredContrastive` touches only
+    the ``B * L`` candidate rows (memory-bound, ~25x fewer flops than a product with the whole
+    memory); elsewhere, :func:`dense_contrastive_losses` (one GEMM against all ``N`` rows, which
+    a GPU does faster than it gathers).
     """
+    if memory.device.type == "cpu":
+        losses, logits = _GatheredContrastive.apply(feats, memory, candidates, coefficients, temperature)
+        return losses, logits
+    return dense_contrastive_losses(feats, memory, candidates, coefficients, temperature)
+
+
+def dense_contrastive_losses(
+    feats: Tensor, memory: Tensor, candidates: Tensor, coefficients: Tensor, temperature: float
+) -> tuple[Tensor, Tensor]:
+    """:func:`contrastive_losses` through one GEMM with the whole memory, then a gather; autograd."""
     num_emb, batch, dim = feats.shape
-    # One GEMM against the whole memory then a gather: cheaper than gathering B*L rows of D.
     full = torch.mm(feats.reshape(num_emb * batch, dim), memory.t()).view(num_emb, batch, -1)
     logits = full.gather(2, candidates.unsqueeze(0).expand(num_emb, -1, -1)) / temperature
     logp = torch.log_softmax(logits, dim=-1)
     positives = logp[..., : coefficients.shape[0]]
     losses = -(positives * coefficients).sum(-1).mean(-1)
-    return losses, logits
+    return losses, logits.detach()
+
+
+class _GatheredContrastive(torch.autograd.Function):
+    """:func:`contrastive_losses` from gathered candidate rows, its gradient computed in forward.
+
+    Chunks of anchors: gather their ``L`` candidate rows into a reused buffer, then logits
+    ``rows @ x / T`` and, while the rows are in cache, the input gradient
+    ``d loss_e / d x[e, b] = sum_l (c * p[e, b, l] - c_l) * rows[b, l] / (B * T)`` with
+    ``c_l`` the coefficient of column ``l`` (0 for negatives), ``c = sum_l c_l`` and ``p`` the
+    softmax. Backward scales that saved gradient by the incoming one.
+    """
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: torch.autograd.function.FunctionCtx,
+        feats: Tensor,
+        memory: Tensor,
+        candidates: Tensor,
+        coefficients: Tensor,
+        temperature: float,
+    ) -> tuple[Tensor, Tensor]:
+        num_emb, batch, dim = feats.shape
+        width = candidates.shape[1]
+        num_pos = coefficients.shape[0]
+        dtype = torch.promote_types(feats.dtype, memory.dtype)
+        ctx.feats_dtype = feats.dtype  # type: ignore[attr-defined]
+        feats = feats.to(dtype)
+        coef = torch.zeros(width, dtype=dtype, device=feats.device)
+        coef[:num_pos] = coefficients.to(dtype)
+        coef_sum = coef.sum()
+        need_grad = ctx.needs_input_grad[0]
+        logits = torch.empty(num_emb, batch, width, dtype=dtype, device=feats.device)
+        grad = torch.empty(num_emb, batch, dim, dtype=dtype, device=feats.device) if need_grad else None
+        chunk = max(1, min(batch, GATHER_CHUNK_FLOATS // max(1, width * dim)))
+        buffer = torch.empty(chunk * width, dim, dtype=memory.dtype, device=memory.device)
+        for start in range(0, batch, chunk):
+            stop = min(batch, start + chunk)
+            count = stop - start
+            rows = buffer[: count * width]
+            torch.index_select(memory, 0, candidates[start:stop].reshape(-1), out=rows)
+            rows3 = rows.view(count, width, dim).to(dtype)
+            x = feats[:, start:stop].permute(1, 2, 0)  # [c, D, E]
+            part = torch.bmm(rows3, x).permute(2, 0, 1).div_(temperature)  # [E, c, L]
+            logits[:, start:stop] = part
+            if grad is not None:
+                weight = torch.softmax(part, dim=-1).mul_(coef_sum).sub_(coef)  # d loss / d logits * B
+                grad[:, start:stop] = torch.bmm(weight.transpose(0, 1), rows3).transpose(0, 1)
+        logp = torch.log_softmax(logits, dim=-1)
+        losses = -(logp[..., :num_pos] * coef[:num_pos]).sum(-1).mean(-1)
+        if grad is not None:
+            grad.div_(batch * temperature)
+        ctx.save_for_backward(grad)
+        ctx.mark_non_differentiable(logits)
+        return losses, logits
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(  # type: ignore[override]
+        ctx: torch.autograd.function.FunctionCtx, grad_losses: Tensor, _grad_logits: Tensor
+    ) -> tuple[Tensor | None, None, None, None, None]:
+        (grad,) = ctx.saved_tensors  # type: ignore[attr-defined]
+        if grad is None:
+            return None, None, None, None, None
+        scaled = grad * grad_losses.view(-1, 1, 1).to(grad.dtype)
+        return scaled.to(ctx.feats_dtype), None, None, None, None  # type: ignore[attr-defined]
 
 
 def mixture_write_order(pos: Tensor, global_feat: Tensor, flat_stripes: Tensor) -> tuple[Tensor, Tensor]:
