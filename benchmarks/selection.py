@@ -13,6 +13,7 @@ Examples:
     python -m benchmarks.selection
     python -m benchmarks.selection --n 2000 --repeats 5 --loop-repeats 1
     python -m benchmarks.selection --device cuda --repeats 20 --skip-loop
+    python -m benchmarks.selection --threads 1 --selection-dtype float32
     python -m benchmarks.selection --json results/selection.json
 """
 
@@ -101,12 +102,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--selection-dtype", default="float64", choices=["float64", "float32"],
+                        help="MethodConfig.selection_dtype of the vectorized code")
     parser.add_argument("--json", default=None, help="also write the results here")
     args = parser.parse_args(argv)
 
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    cfg = MethodConfig()
+    cfg = MethodConfig(selection_dtype=args.selection_dtype)
     gen = torch.Generator().manual_seed(args.seed)
     n, dim, num_s = args.n, args.dim, args.stripes
     cams = torch.randint(0, args.cameras, (n,), generator=gen)
@@ -142,7 +145,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     print(
         f"N={n} D={dim} S={num_s} B={args.batch} K={cfg.k} M={min(cfg.m, n - cfg.k - 1)} "
-        f"device={device} threads={args.threads} torch={torch.__version__}; "
+        f"device={device} threads={args.threads} selection={args.selection_dtype} torch={torch.__version__}; "
         f"vectorized median of {args.repeats}, loop median of {args.loop_repeats} steps"
     )
     header = f"{'phase':<15}{'vectorized ms':>15}"

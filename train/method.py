@@ -2,10 +2,11 @@
 
 Three banks over all ``N`` training images, registered buffers (so ``state_dict()`` holds them):
 
-* ``global_bank [N, D]`` (float64, see ``SELECTION_DTYPE``): global embeddings, filled by
+* ``global_bank [N, D]`` (float64 unless ``selection_dtype``, see ``SELECTION_DTYPES``): global
+  embeddings, filled by
   :meth:`SelectiveContrastive.init_banks`, then ``bank[i] = normalize(m * bank[i] + (1 - m) * x)``
   for the batch's own indices after each step;
-* ``local_bank [N, S, d]`` (float64): the same per stripe. Layout ``[N, S, d]`` (the authors
+* ``local_bank [N, S, d]`` (same dtype): the same per stripe. Layout ``[N, S, d]`` (the authors
   keep ``[S, N, d]``), so ``local_bank.view(N, S * d)`` is the concatenated stripe embedding;
 * ``mixture_bank [N, D]`` (float32): the contrastive memory of the loss, zero-initialised like
   the authors' ``ExLoss.M``, written by both the global and the concatenated stripe embedding of
@@ -57,11 +58,15 @@ L2_EPS = 1e-12  # F.normalize's default, the authors' normalisation
 # while keeping their own order: distances of unit vectors are <= 4 + lambda_c.
 GROUP_PRIORITY = 16.0
 _INT64_MAX = torch.iinfo(torch.int64).max
-# The selection banks and distances are float64, ranked at float32 precision: a float32 GEMM
-# does not give bitwise-equal results for equal bank rows (its edge tiles accumulate in another
-# order), so duplicate crops would tie-break by kernel layout; float64 accumulation rounded to
-# float32 is correctly rounded in practice, and equal rows then tie and break by index.
-SELECTION_DTYPE = torch.float64
+# The selection banks and distances are float64 by default, ranked at float32 precision:
+# float64 accumulation rounded to float32 is correctly rounded in practice, so the ranking is
+# the one of exact arithmetic (ties broken by index) on every device and BLAS. A float32 GEMM
+# rounds differently per kernel and device: at Market scale (benchmarks/selection.py data) 3 of
+# 640 anchors got another negative set than with float64 (near-ties at the K+M boundary).
+# ``selection_dtype: float32`` trades that exactness for speed: CPU selection 177 -> 133 ms per
+# step (1 thread), and GPUs with slow float64 (most non-datacenter ones) gain far more.
+SELECTION_DTYPES = {"float64": torch.float64, "float32": torch.float32}
+SELECTION_DTYPE = SELECTION_DTYPES["float64"]
 
 
 @dataclass(frozen=True)
@@ -79,6 +84,8 @@ class MethodConfig:
         temperature: logits are ``x . M / temperature`` (the authors multiply by 10).
         warmup_epochs: epochs with anchor-only positives and random negatives.
         bank_momentum: ``bank = normalize(m * bank + (1 - m) * feat)`` for global/local banks.
+        selection_dtype: ``float64`` (exact ranking, the default) or ``float32`` (faster; see
+            ``SELECTION_DTYPES``) for the global/local banks and the selection distances.
     """
 
     lambda_t: float = 0.5
@@ -91,6 +98,7 @@ class MethodConfig:
     temperature: float = 0.1
     warmup_epochs: int = 3
     bank_momentum: float = 0.5
+    selection_dtype: str = "float64"
 
     def __post_init__(self) -> None:
         for name in ("lambda_t", "lambda_p", "lambda_g"):
@@ -109,6 +117,10 @@ class MethodConfig:
             raise ConfigError(f"temperature must be > 0, got {self.temperature}")
         if self.warmup_epochs < 0:
             raise ConfigError(f"warmup_epochs must be >= 0, got {self.warmup_epochs}")
+        if self.selection_dtype not in SELECTION_DTYPES:
+            raise ConfigError(
+                f"selection_dtype must be one of {', '.join(SELECTION_DTYPES)}, got {self.selection_dtype!r}"
+            )
         if not 0.0 <= self.bank_momentum < 1.0:
             raise ConfigError(f"bank_momentum must be in [0, 1), got {self.bank_momentum}")
 
@@ -450,8 +462,9 @@ class SelectiveContrastive(nn.Module):
         self.stripe_dim = embed_dim // num_stripes
         self.num_negatives = min(cfg.m, num_samples - cfg.k - 1)
         shape_local = (num_samples, num_stripes, self.stripe_dim)
-        self.register_buffer("global_bank", torch.zeros(num_samples, embed_dim, dtype=SELECTION_DTYPE))
-        self.register_buffer("local_bank", torch.zeros(shape_local, dtype=SELECTION_DTYPE))
+        bank_dtype = SELECTION_DTYPES[cfg.selection_dtype]
+        self.register_buffer("global_bank", torch.zeros(num_samples, embed_dim, dtype=bank_dtype))
+        self.register_buffer("local_bank", torch.zeros(shape_local, dtype=bank_dtype))
         self.register_buffer("mixture_bank", torch.zeros(num_samples, embed_dim))
         self.register_buffer("filled", torch.zeros(num_samples, dtype=torch.bool))
         # dataset facts, not training state: rebuilt from the dataset, not checkpointed
