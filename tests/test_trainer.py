@@ -182,3 +182,46 @@ def test_train_cli(tmp_path: Path, market_mini: Path, capsys: pytest.CaptureFixt
     assert load_checkpoint(out / "last.pt")["epoch"] == 2
     assert main(["train", "--data", str(market_mini), "--out", str(tmp_path / "r2"), "--backbone", "vgg"]) == 2
     assert "--backbone" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_kill_9_mid_epoch_keeps_finished_epochs(tmp_path: Path) -> None:
+    """SIGKILL during an epoch: last.pt still loads and holds every finished epoch; --resume completes."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    data = _crops(tmp_path / "d", n=240)
+    out = tmp_path / "run"
+    cfg = tmp_path / "c.yml"
+    cfg.write_text("num_stripes: 2\nembed_dim: 16\ncalib_holdout: 2\nmethod:\n  k: 2\n  m: 6\n  warmup_epochs: 1\n")
+    argv = [sys.executable, "-m", "reid_edge", "train", "--data", str(data), "--out", str(out), "--config", str(cfg),
+            "--backbone", "resnet18", "--epochs", "6", "--batch-size", "4", "--height", "32", "--width", "16",
+            "--device", "cpu", "--eval-every", "0", "--workers", "0"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.time() + 240
+        first = out / "last.pt"
+        while not first.is_file():  # wait for the first finished epoch
+            assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
+            assert time.time() < deadline, "no checkpoint within 240 s"
+            time.sleep(0.05)
+        done = load_checkpoint(first)["epoch"]
+        time.sleep(0.3)  # an epoch of 60 steps takes seconds: this lands mid-epoch
+        assert proc.poll() is None, "training finished before it could be killed"
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.kill()
+        proc.wait()
+    kept = load_checkpoint(out / "last.pt")
+    assert 1 <= done <= kept["epoch"] < 6
+    assert len(kept["history"]) == kept["epoch"]
+    assert len((out / "log.csv").read_text().splitlines()) == kept["epoch"] + 1
+    resumed = subprocess.run([*argv[:3], "train", "--out", str(out), "--resume"], env=env,
+                             capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    final = load_checkpoint(out / "last.pt")
+    assert final["epoch"] == 6 and len(final["history"]) == 6
