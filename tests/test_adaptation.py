@@ -14,15 +14,18 @@ import pytest
 
 from benchmarks.adaptation import CAMS, AdaptationConfig, _metric, format_table, run_adaptation, scene_crops
 
-# The smallest size at which the effect showed on both seeds tried (0 and 1): cross-camera IDF1
-# 46.2 -> 68.7 and 56.4 -> 59.3, test-footage mAP 49.1 -> 64.1 and 34.1 -> 57.1 (INT8). At a third of
-# this size (16 site-A ids, 3+3 epochs, 6 people) adapting did NOT help: too few harvested crops.
-# About 2 min of CPU with one thread.
+# The smallest size at which adapting showed (at a third of it, 16 site-A ids, 3+3 epochs, 6 people,
+# it did NOT help: too few harvested crops). About 2 min of CPU with one thread.
+# What is asserted was chosen on runs of this config with seeds 0-2 (and 16 test people, seeds 0-1):
+# cross-camera IDF1 of the deployed INT8 pipeline rose in every run, 45.6 -> 66.5, 55.6 -> 66.5,
+# 49.4 -> 68.5, 37.2 -> 64.3, 48.5 -> 58.1. The re-id mAP on the test footage (16 queries) moved
+# between -18.9 and +36.6 points across the same runs: too noisy at this size to assert, so it is
+# printed only; `python -m benchmarks.adaptation` measures it at full size (10.1 -> 24.1 site-B crops mAP).
 SMALL = AdaptationConfig(
     seed=0, a_ids=30, a_epochs=5, b_epochs=5, train_people=12, train_seconds=45.0, test_people=8, test_seconds=40.0,
     eval_ids=16, calib_size=16, variants=("plain",), recalibrate=False, gate_sweep=(),
 )
-MAP_MARGIN = 0.05
+IDF1_MARGIN = 0.05
 
 
 def _parse(name: str) -> tuple[int, int]:
@@ -80,7 +83,6 @@ def test_adapting_to_site_b_helps(tmp_path: Path) -> None:
     before, after = res["models"]["unadapted"], res["models"]["adapted"]
     table = format_table(res)
     assert res["harvest"]["total_crops"] > 200 and res["harvest"]["total_tracklets"] >= 10, table
-    # re-id of the site's own people (test footage, ground-truth boxes, INT8 model as deployed)
-    assert after["scene_mAP_int8"] > before["scene_mAP_int8"] + MAP_MARGIN, table
-    # the deployed pipeline: cross-camera IDF1 does not drop
-    assert after["cross_camera_IDF1"] >= before["cross_camera_IDF1"], table
+    print(table)
+    # the site's own people matched across its cameras by the deployed INT8 pipeline
+    assert after["cross_camera_IDF1"] >= before["cross_camera_IDF1"] + IDF1_MARGIN, table
