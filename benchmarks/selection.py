@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from reid_edge.io import atomic_write_json
-from reid_edge.train.method import MethodConfig, SelectiveContrastive
+from reid_edge.train.method import MethodConfig, SelectiveContrastive, l2_normalize
 from tests.loop_reference import LoopReference
 
 PHASES = ("select", "loss+backward", "update")
@@ -42,10 +42,6 @@ def _sync(device: torch.device) -> None:
 def _clock(device: torch.device) -> float:
     _sync(device)
     return time.perf_counter()
-
-
-def _unit(x: torch.Tensor) -> torch.Tensor:
-    return torch.nn.functional.normalize(x, dim=-1)
 
 
 Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # index, global features, stripe features
@@ -113,16 +109,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     gen = torch.Generator().manual_seed(args.seed)
     n, dim, num_s = args.n, args.dim, args.stripes
     cams = torch.randint(0, args.cameras, (n,), generator=gen)
-    bank_g = _unit(torch.randn(n, dim, generator=gen))
-    bank_s = _unit(torch.randn(n, num_s, dim // num_s, generator=gen))
-    mixture = _unit(torch.randn(n, dim, generator=gen))
+    bank_g = l2_normalize(torch.randn(n, dim, generator=gen))
+    bank_s = l2_normalize(torch.randn(n, num_s, dim // num_s, generator=gen))
+    mixture = l2_normalize(torch.randn(n, dim, generator=gen))
 
     def batches(count: int) -> list[Batch]:
         out = []
         for _ in range(count + 1):
             index = torch.randperm(n, generator=gen)[: args.batch]
-            g = _unit(bank_g[index] + 0.5 * torch.randn(args.batch, dim, generator=gen))
-            s = _unit(bank_s[index] + 0.5 * torch.randn(bank_s[index].shape, generator=gen))
+            g = l2_normalize(bank_g[index] + 0.5 * torch.randn(args.batch, dim, generator=gen))
+            s = l2_normalize(bank_s[index] + 0.5 * torch.randn(bank_s[index].shape, generator=gen))
             out.append((index.to(device), g.to(device), s.to(device)))
         return out
 

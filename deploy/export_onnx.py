@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from reid_edge.card import CARD_KEY, INPUT_NAME, OUTPUT_GLOBAL, OUTPUT_STRIPES, ModelCard, sha256_file
+from reid_edge.card import CARD_KEY, INPUT_NAME, OUTPUT_GLOBAL, OUTPUT_STRIPES, ModelCard, read_card, sha256_file
 from reid_edge.errors import CheckpointError, ExportError
 from reid_edge.io import atomic_write_bytes
 
@@ -86,22 +86,6 @@ def set_card(model: onnx.ModelProto, card: ModelCard) -> None:
         f"'{OUTPUT_GLOBAL}' [B,{card.global_dim}] and '{OUTPUT_STRIPES}' [B,{card.num_stripes},{card.stripe_dim}], "
         "each L2-normalized along the last axis."
     )
-
-
-def read_card(model: onnx.ModelProto | str | Path) -> ModelCard:
-    """Read the model card from an ONNX model or file.
-
-    Raises:
-        CheckpointError: the model has no reid-edge card.
-    """
-    import onnx
-
-    proto = model if isinstance(model, onnx.ModelProto) else onnx.load(str(model), load_external_data=False)
-    for prop in proto.metadata_props:
-        if prop.key == CARD_KEY:
-            return ModelCard.from_json(prop.value)
-    raise CheckpointError("ONNX model has no reid-edge model card (metadata_props key "
-                          f"'{CARD_KEY}'); export it with `reid-edge export`")
 
 
 def export_onnx(

@@ -12,9 +12,12 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import CheckpointError
+
+if TYPE_CHECKING:
+    import onnx
 
 CARD_KEY = "reid_edge.card"
 INPUT_NAME = "images"
@@ -89,3 +92,19 @@ def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
                 break
             h.update(block)
     return h.hexdigest()
+
+
+def read_card(model: onnx.ModelProto | str | Path) -> ModelCard:
+    """Read the model card from an ONNX model or file.
+
+    Raises:
+        CheckpointError: the model has no reid-edge card.
+    """
+    import onnx
+
+    proto = model if isinstance(model, onnx.ModelProto) else onnx.load(str(model), load_external_data=False)
+    for prop in proto.metadata_props:
+        if prop.key == CARD_KEY:
+            return ModelCard.from_json(prop.value)
+    raise CheckpointError("ONNX model has no reid-edge model card (metadata_props key "
+                          f"'{CARD_KEY}'); export it with `reid-edge export`")

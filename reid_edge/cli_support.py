@@ -8,8 +8,6 @@ occurrences (``--cameras a --cameras b``). A value that itself starts with ``-``
 
 from __future__ import annotations
 
-from typing import Any
-
 from typer.core import TyperCommand
 
 try:  # typer >= 0.2x vendors Click; older releases depend on it
@@ -72,7 +70,3 @@ class MultiValueCommand(TyperCommand):
         every.update(["--help"])
         return super().parse_args(ctx, expand_multi_value_args(list(args), multi, every))
 
-
-def command_kwargs(**extra: Any) -> dict[str, Any]:
-    """Keyword arguments for ``app.command`` of a command with multi-value options."""
-    return {"cls": MultiValueCommand, **extra}

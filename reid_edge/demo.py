@@ -153,7 +153,6 @@ def run_demo(cfg: DemoConfig, log: Callable[[str], None] = print) -> DemoResult:
         train_cams = test_cams = [str(v) for v in videos]
         names = [f"cam{i + 1}" for i in range(len(videos))]
         gt_dir = None
-        detector_args: list[str] = ["--detector", "motion"]
         numbers["videos"] = [str(v) for v in videos]
     else:
         def make_site() -> None:
@@ -172,7 +171,7 @@ def run_demo(cfg: DemoConfig, log: Callable[[str], None] = print) -> DemoResult:
         test_cams = [str(site / "test" / f"cam{i}.mp4") for i in (1, 2)]
         names = ["cam1", "cam2"]
         gt_dir = site / "test"
-        detector_args = ["--detector", "motion"]
+    detector_args = ["--detector", "motion"]
 
     limit = ["--max-frames", str(cfg.max_frames)] if cfg.max_frames else []
 

@@ -128,7 +128,7 @@ def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_extract_features_model_equals_checkpoint_backend(tiny_checkpoint: Path, market_mini: Path) -> None:
-    from reid_edge.commands.eval import open_model
+    from reid_edge.backends import load_backend
     from reid_edge.train.checkpoint import load_model
     from reid_edge.train.data.datasets import read_dataset
     from reid_edge.train.evaluate import extract_features
@@ -136,7 +136,7 @@ def test_extract_features_model_equals_checkpoint_backend(tiny_checkpoint: Path,
     samples = read_dataset(market_mini).query[:5]
     model, card, _ = load_model(tiny_checkpoint)
     g1, s1 = extract_features(model, samples, batch_size=2, card=card)
-    backend = open_model(tiny_checkpoint, "cpu")
+    backend = load_backend(tiny_checkpoint, device="cpu")
     g2, s2 = extract_features(backend, samples, batch_size=4)
     assert g1.shape == (5, 64) and s1.shape == (5, 4, 16)
     np.testing.assert_allclose(g1, g2, atol=1e-5)

@@ -58,16 +58,17 @@ def evaluate_rank(
     all_cmc: list[np.ndarray] = []
     all_ap: list[float] = []
     for i in range(num_q):
-        idx = order[i]
-        keep = ~(((g_pids[idx] == q_pids[i]) & (g_camids[idx] == q_camids[i])) | (g_pids[idx] == -1))
-        hits = (g_pids[idx][keep] == q_pids[i]).astype(np.float64)
+        pids = g_pids[order[i]]
+        keep = ~(((pids == q_pids[i]) & (g_camids[order[i]] == q_camids[i])) | (pids == -1))
+        hits = (pids[keep] == q_pids[i]).astype(np.float64)
         if not hits.any():
             continue
-        cmc = np.minimum(hits.cumsum(), 1.0)
+        found = hits.cumsum()
+        cmc = np.minimum(found, 1.0)
         if len(cmc) < max_rank:
             cmc = np.concatenate([cmc, np.full(max_rank - len(cmc), cmc[-1])])
         all_cmc.append(cmc[:max_rank])
-        precision = hits.cumsum() / np.arange(1, len(hits) + 1)
+        precision = found / np.arange(1, len(hits) + 1)
         all_ap.append(float((precision * hits).sum() / hits.sum()))
     if not all_cmc:
         raise DataError("no query has a matching gallery image from another camera; cannot compute mAP")

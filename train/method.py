@@ -48,12 +48,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from reid_edge.errors import ConfigError, DataError
 
-L2_EPS = 1e-12  # F.normalize's default, the authors' normalisation
+from .models.heads import L2_EPS, l2_normalize  # F.normalize's default eps, the authors' normalisation
+
 # Subtracted from the distance of same-group bank entries so they rank before everything else
 # while keeping their own order: distances of unit vectors are <= 4 + lambda_c.
 GROUP_PRIORITY = 16.0
@@ -66,7 +66,6 @@ _INT64_MAX = torch.iinfo(torch.int64).max
 # ``selection_dtype: float32`` trades that exactness for speed: CPU selection 177 -> 133 ms per
 # step (1 thread), and GPUs with slow float64 (most non-datacenter ones) gain far more.
 SELECTION_DTYPES = {"float64": torch.float64, "float32": torch.float32}
-SELECTION_DTYPE = SELECTION_DTYPES["float64"]
 
 
 @dataclass(frozen=True)
@@ -130,11 +129,6 @@ class MethodConfig:
 
 
 # ----------------------------------------------------------------------------- pure functions
-
-
-def l2_normalize(x: Tensor) -> Tensor:
-    """``x / max(||x||, 1e-12)`` over the last dimension (``F.normalize``)."""
-    return F.normalize(x, p=2.0, dim=-1, eps=L2_EPS)
 
 
 def loss_coefficients(num_positive_columns: int, k: int, lambda_t: float, alpha: float) -> list[float]:
@@ -260,8 +254,7 @@ def contrastive_losses(
     a GPU does faster than it gathers).
     """
     if memory.device.type == "cpu":
-        losses, logits = _GatheredContrastive.apply(feats, memory, candidates, coefficients, temperature)
-        return losses, logits
+        return _GatheredContrastive.apply(feats, memory, candidates, coefficients, temperature)  # type: ignore[no-any-return]
     return dense_contrastive_losses(feats, memory, candidates, coefficients, temperature)
 
 

@@ -28,6 +28,7 @@ import dataclasses
 import io
 import math
 import os
+import shutil
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -38,6 +39,7 @@ import numpy as np
 import torch
 
 from reid_edge.errors import CheckpointError, ConfigError, DataError
+from reid_edge.io import atomic_open
 
 from .checkpoint import capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
 from .config import TrainConfig, default_calib_holdout
@@ -128,7 +130,6 @@ class PreparedData:
     query: list[Sample]
     gallery: list[Sample]
     fingerprint: str
-    root: Path
     num_cameras: int
 
 
@@ -161,7 +162,7 @@ def prepare_data(cfg: TrainConfig, need_eval: bool = True) -> PreparedData:
     if split is not None:
         query = check_readable(split[0])
         gallery = query if split[1] is split[0] else check_readable(split[1])
-    return PreparedData(train, calib, query, gallery, fingerprint, data.root, len(cams))
+    return PreparedData(train, calib, query, gallery, fingerprint, len(cams))
 
 
 def _autocast(device: torch.device, enabled: bool, dtype: torch.dtype) -> Any:
@@ -214,11 +215,10 @@ def init_banks(model: torch.nn.Module, method: Any, samples: list[Sample], cfg: 
     if idx_parts:
         idx_t, g_t, s_t = torch.cat(idx_parts), torch.cat(g_parts), torch.cat(s_parts)
     else:  # more ranks than crops
-        net = getattr(model, "module", model)
-        c = net.config
+        c = model.config
         idx_t = torch.zeros(0, dtype=torch.long, device=device)
         g_t = torch.zeros(0, c.embed_dim, device=device)
-        s_t = torch.zeros(0, c.num_stripes, c.embed_dim // c.num_stripes, device=device)
+        s_t = torch.zeros(0, c.num_stripes, c.stripe_dim, device=device)
     idx_t = all_gather_cat(idx_t, dist_info.world_size)
     g_t = all_gather_cat(g_t, dist_info.world_size)
     s_t = all_gather_cat(s_t, dist_info.world_size)
@@ -341,7 +341,6 @@ class Trainer:
             self.method.load_state_dict(ckpt["method"], strict=True)
         except RuntimeError as exc:
             raise CheckpointError(f"{path}: memory banks do not fit this data ({str(exc).splitlines()[0]})") from None
-        self.method.to(self.device)
         self.optimizer.load_state_dict(ckpt["optimizer"])
         if self.scaler is not None and ckpt.get("scaler"):
             self.scaler.load_state_dict(ckpt["scaler"])
@@ -365,7 +364,7 @@ class Trainer:
     def train_epoch(self, epoch: int) -> dict[str, Any]:
         """One pass over the training crops; returns the epoch's mean statistics."""
         cfg = self.cfg
-        warmup = epoch < cfg.method.warmup_epochs
+        warmup = cfg.method.in_warmup(epoch)
         self.net.train()
         stats_acc: dict[str, list[float]] = {"loss": []}
         seen = 0
@@ -377,8 +376,9 @@ class Trainer:
                     g, s = self.net(images)
                 g, s = g.float(), s.float()
                 loss, stats, pos = self.method.step(index, g, s, warmup, self.generator)
-                if not torch.isfinite(loss):
-                    raise DataError(f"the loss became {loss.item()} at epoch {epoch + 1}; lower the learning rate")
+                loss_value = float(loss.item())  # the step's one host sync for the loss
+                if not math.isfinite(loss_value):
+                    raise DataError(f"the loss became {loss_value} at epoch {epoch + 1}; lower the learning rate")
                 self.optimizer.zero_grad(set_to_none=True)
                 if self.scaler is not None:
                     self.scaler.scale(loss).backward()
@@ -388,13 +388,13 @@ class Trainer:
                     loss.backward()
                     self.optimizer.step()
                 self._update_banks(index, g.detach(), s.detach(), pos)
-                stats_acc["loss"].append(float(loss.item()))
+                stats_acc["loss"].append(loss_value)
                 for k, v in stats.items():
                     stats_acc.setdefault(k, []).append(float(v))
                 seen += images.shape[0] * self.dist.world_size
                 ips = seen / max(time.time() - t0, 1e-9)
                 acc = stats.get("acc_global", float("nan"))
-                bar.update(task, advance=1, loss=float(loss.item()), acc=float(acc), ips=ips)
+                bar.update(task, advance=1, loss=loss_value, acc=float(acc), ips=ips)
         seconds = time.time() - t0
         row: dict[str, Any] = {k: _mean(v) for k, v in stats_acc.items()}
         row.update(epoch=epoch + 1, warmup=warmup, images_per_s=seen / max(seconds, 1e-9),
@@ -462,8 +462,9 @@ class Trainer:
             self.history.append(row)
             if self.dist.is_main:
                 self.save(last, done, row, rng)
-                if improved:
-                    self.save(best, done, row, rng)
+                if improved:  # the same content: copy the bytes instead of serialising the banks again
+                    with last.open("rb") as src, atomic_open(best, "wb") as dst:
+                        shutil.copyfileobj(src, dst)
                 _write_csv(self.run_dir / "log.csv", self.history)
                 if writer is not None:
                     for k in ("loss", "loss_global", "loss_local", "acc_global", "acc_local", "images_per_s",

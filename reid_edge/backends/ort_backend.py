@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from ..card import CARD_KEY, INPUT_NAME, OUTPUT_GLOBAL, OUTPUT_STRIPES, ModelCard
+from ..card import CARD_KEY, INPUT_NAME, OUTPUT_GLOBAL, OUTPUT_STRIPES, ModelCard, read_card
 from ..errors import BackendError, CheckpointError
 from .base import Backend
 
@@ -41,11 +41,8 @@ def tensorrt_ep_options(path: Path) -> dict[str, Any]:
     options: dict[str, Any] = {"trt_engine_cache_enable": True,
                                "trt_engine_cache_path": str(path.parent / f".{path.name}.trt-cache")}
     try:
-        import onnx
-
-        proto = onnx.load(str(path), load_external_data=False)
-        card = next(ModelCard.from_json(p.value) for p in proto.metadata_props if p.key == CARD_KEY)
-    except (ImportError, StopIteration, CheckpointError, OSError, ValueError):
+        card = read_card(path)
+    except (ImportError, CheckpointError, OSError, ValueError):
         return options
     options["trt_int8_enable"] = card.encoding.startswith("int8")  # explicit Q/DQ scales, no calibration table
     options["trt_fp16_enable"] = card.encoding == "fp16"

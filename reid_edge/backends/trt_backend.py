@@ -201,7 +201,7 @@ class TensorRTBackend(Backend):
         self.header, offset = read_engine_header(self.path)
         self.card: ModelCard = self.header.card
         import_tensorrt()  # a clear error where only tensorrt-stubs is installed
-        import tensorrt as trt
+        import tensorrt as trt  # again, for the typed module: mypy checks the calls below against the stubs
 
         cudart = import_cudart()
         self._cudart = cudart

@@ -10,24 +10,6 @@ import typer
 FORMATS = ("auto", "market1501", "dukemtmc", "msmt17", "cuhk03", "folder")
 
 
-def open_model(path: Path, device: str) -> Any:
-    """A Backend for any artifact; checkpoints fall back to an in-process adapter without the torch backend."""
-    import importlib.util
-
-    from reid_edge.backends import detect_format, load_backend
-
-    fmt = detect_format(path)
-    if fmt == "checkpoint" and importlib.util.find_spec("reid_edge.backends.torch_backend") is None:
-        from reid_edge.train.checkpoint import load_model
-        from reid_edge.train.evaluate import TorchModelBackend
-        from reid_edge.train.trainer import resolve_device
-
-        model, card, _ = load_model(path)
-        dev = resolve_device(device)
-        return TorchModelBackend(model.to(dev), card, dev)
-    return load_backend(path, device=device)
-
-
 def _lambda_c(backend: Any) -> float:
     """The same-camera penalty of the combined distance: the run's method setting, else the paper's 0.05."""
     extra = getattr(backend.card, "extra", None) or {}
@@ -64,6 +46,7 @@ def register(app: typer.Typer) -> None:
 
             reid-edge eval --checkpoint reid.engine --data DukeMTMC-reID --rerank --plot cmc.png
         """
+        from reid_edge.backends import load_backend
         from reid_edge.errors import ConfigError, DataError
         from reid_edge.io import atomic_write_json
         from reid_edge.train.data.datasets import check_readable, evaluation_split, read_dataset
@@ -83,7 +66,7 @@ def register(app: typer.Typer) -> None:
             raise DataError(f"{data} has no query/gallery split with identities to evaluate on")
         query = check_readable(split[0])
         gallery = query if split[1] is split[0] else check_readable(split[1])
-        backend = open_model(checkpoint, device)
+        backend = load_backend(checkpoint, device=device)
         try:
             result = evaluate(backend, query, gallery, batch_size=batch_size, distance=distance,
                               lambda_c=_lambda_c(backend), rerank=rerank)

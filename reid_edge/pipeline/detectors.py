@@ -285,11 +285,10 @@ class YoloOnnxDetector(Detector):
         p = Path(path)
         if not p.is_file():
             raise PipelineError(f"YOLO model {p} does not exist")
-        available = ort.get_available_providers()
-        providers = ["CPUExecutionProvider"]
-        if device in ("auto", "cuda"):
-            gpu = [e for e in ("TensorrtExecutionProvider", "CUDAExecutionProvider") if e in available]
-            providers = gpu + providers
+        from ..backends.ort_backend import choose_providers
+
+        # a detector quietly falls back to the CPU where no GPU provider is present
+        providers = choose_providers(ort.get_available_providers(), "cpu" if device == "cpu" else "auto")
         opts = ort.SessionOptions()
         opts.log_severity_level = 3
         try:

@@ -88,14 +88,18 @@ def find_pred_files(pred_dir: str | Path) -> dict[str, Path]:
             if p.name not in SKIP_FILES and not p.name.endswith((".gt.txt", ".det.txt"))}
 
 
-def _accumulate(acc: Any, gt: dict[int, tuple[np.ndarray, np.ndarray]],
-                pred: dict[int, tuple[np.ndarray, np.ndarray]], offset: int, min_iou: float) -> int:
+def _accumulate(accs: list[tuple[Any, int]], gt: dict[int, tuple[np.ndarray, np.ndarray]],
+                pred: dict[int, tuple[np.ndarray, np.ndarray]], min_iou: float) -> int:
+    """Feed every frame to each ``(accumulator, frame-id offset)``; the IoU matrix is computed once
+    per frame (motmetrics copies it). Returns the last frame number."""
     empty = (np.zeros(0, np.int64), np.zeros((0, 4)))
     frames = sorted(set(gt) | set(pred))
     for f in frames:
         gi, gb = gt.get(f, empty)
         pi, pb = pred.get(f, empty)
-        acc.update(gi.tolist(), pi.tolist(), iou_distance(gb, pb, min_iou), frameid=f + offset)
+        dist = iou_distance(gb, pb, min_iou)
+        for acc, offset in accs:
+            acc.update(gi.tolist(), pi.tolist(), dist, frameid=f + offset)
     return max(frames) if frames else 0
 
 
@@ -134,9 +138,8 @@ def evaluate_mtmc(pred_dir: str | Path, gt_dir: str | Path, min_iou: float = 0.5
         gt = read_mot(gts[cam], is_gt=True)
         pred = read_mot(preds[cam]) if cam in preds else {}
         acc = mm.MOTAccumulator(auto_id=False)
-        _accumulate(acc, gt, pred, 0, min_iou)
+        last = _accumulate([(acc, 0), (cross, offset)], gt, pred, min_iou)
         per_cam_accs.append(acc)
-        last = _accumulate(cross, gt, pred, offset, min_iou)
         offset += last + 1
     names = list(gts)
     per_cam = _metrics(per_cam_accs, names)

@@ -76,8 +76,7 @@ class Tracklet:
     embed: EmbedState = field(default_factory=EmbedState)
     appearance: Appearance = field(default_factory=Appearance)
     pending: list[Row] = field(default_factory=list)
-    emitted: int = 0  # rows of track.history already taken
-    rows: int = 0
+    rows: int = 0  # rows of track.history already taken
     gid: int | None = None
     decided_frame: int | None = None
     distance: float | None = None
@@ -145,8 +144,7 @@ class Pipeline:
         return t1
 
     def _take_rows(self, tl: Tracklet) -> None:
-        new = tl.track.history[tl.emitted:]
-        tl.emitted = len(tl.track.history)
+        new = tl.track.history[tl.rows:]
         if not new:
             return
         rows: list[Row] = [(int(f), x, y, w, h, c) for f, x, y, w, h, c in new]
