@@ -10,9 +10,8 @@ Two tables (``python -m benchmarks.backbones``):
    parts are drawn with ``--seeds`` seeds; the table gives the mean (and min..max).
 2. ONNX Runtime FP32 crops/s on this CPU at batch 1 and 32 for the MobileNetV2, ResNet-18 and
    ResNet-50 ReID models (256x128, 8 stripes, 2048-d), median of ``--repeats`` timed rounds.
-   An INT8 column (``int8-qdq-cpu`` encoding) is added when ``reid_edge.calibration.quantize``
-   provides ``calibrate`` and ``quantize_encoding``; it is calibrated on ``bounding_box_train``
-   crops, never on the query/gallery crops it could be evaluated on.
+   An INT8 column (``int8-qdq-cpu`` encoding) is added unless ``--int8 off``; it is calibrated
+   on ``bounding_box_train`` crops, never on the query/gallery crops it could be evaluated on.
 
 Examples:
     python -m benchmarks.backbones
@@ -23,13 +22,12 @@ Examples:
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
 import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -209,24 +207,14 @@ def export_fp32(backbone: str, path: Path, height: int, width: int) -> object:
     return export_onnx(model, card, path, opset=17)[1]
 
 
-def int8_quantizer() -> Callable[[Path, Path, object, np.ndarray], None] | None:
-    """``quantize(fp32_path, out_path, card, calib_images)`` from the calibration stage, if it exists."""
-    try:
-        mod = importlib.import_module("reid_edge.calibration.quantize")
-    except ImportError:
-        return None
-    calibrate = getattr(mod, "calibrate", None)
-    quantize_encoding = getattr(mod, "quantize_encoding", None)
-    if calibrate is None or quantize_encoding is None:
-        return None
+def quantize_int8(fp32: Path, out: Path, card: object, images: np.ndarray) -> None:
+    """Min-max calibrate ``fp32`` on ``images`` and write its CPU INT8 encoding to ``out``."""
+    import onnx
 
-    def quantize(fp32: Path, out: Path, card: object, images: np.ndarray) -> None:
-        import onnx
+    from reid_edge.calibration.quantize import calibrate, quantize_encoding
 
-        ranges = calibrate(fp32, images, method="minmax")
-        onnx.save(quantize_encoding(fp32, ranges, "int8-qdq-cpu", card), str(out))
-
-    return quantize
+    ranges = calibrate(fp32, images, method="minmax")
+    onnx.save(quantize_encoding(fp32, ranges, "int8-qdq-cpu", card), str(out))  # type: ignore[arg-type]
 
 
 def _time_round(sess: object, x: np.ndarray) -> float:
@@ -251,9 +239,7 @@ def speed_table(height: int, width: int, batches: Sequence[int], repeats: int, t
 
     from reid_edge.card import INPUT_NAME
 
-    quantize = int8_quantizer() if int8 != "off" else None
-    if int8 == "on" and quantize is None:
-        raise SystemExit("--int8 on: reid_edge.calibration.quantize has no calibrate/quantize_encoding")
+    quantize = quantize_int8 if int8 != "off" else None
     calib = None
     if quantize is not None:
         calib = preprocess_crops(read_market_split(calib_dir).crops, height, width)

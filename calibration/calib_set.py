@@ -17,8 +17,8 @@ import numpy as np
 from reid_edge.card import INPUT_NAME, ModelCard
 from reid_edge.errors import DataError
 from reid_edge.preprocess import preprocess_for_card
+from reid_edge.train.data.datasets import IMAGE_EXTS
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 MIN_CALIBRATION_IMAGES = 16
 DEFAULT_CALIBRATION_SIZE = 128
 
@@ -32,7 +32,7 @@ def list_images(folder: str | Path) -> list[Path]:
     root = Path(folder)
     if not root.is_dir():
         raise DataError(f"calibration folder {root} does not exist")
-    return sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    return sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTS and p.is_file())
 
 
 def select_images(paths: Sequence[str | Path], size: int, seed: int = 0,

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from reid_edge.card import ModelCard
+from reid_edge.deploy.capabilities import MIN_OPSET
 from reid_edge.errors import ExportError
 
 if TYPE_CHECKING:
@@ -217,8 +218,8 @@ def check_trt_qdq(model: onnx.ModelProto) -> list[str]:
 
     problems: list[str] = []
     opset = max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=0)
-    if opset < 13:
-        problems.append(f"opset {opset} < 13: per-channel Q/DQ needs opset 13")
+    if opset < MIN_OPSET:
+        problems.append(f"opset {opset} < {MIN_OPSET}: per-channel Q/DQ needs opset {MIN_OPSET}")
     inits = {t.name: t for t in model.graph.initializer}
     consts = {n.output[0]: n.attribute[0].t for n in model.graph.node if n.op_type == "Constant" and n.attribute}
     tensors = {**consts, **inits}

@@ -27,15 +27,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from reid_edge.errors import ConfigError, ExportError
+from reid_edge.backends.trt_backend import TENSORRT_INSTALL_HINT
+from reid_edge.errors import BackendError, ConfigError, ExportError
 
 FORMATS = ("onnx", "engine")
 PRECISIONS = ("fp32", "fp16", "int8")
-MIN_OPSET = 13
+MIN_OPSET = 13  # QuantizeLinear/DequantizeLinear with per-channel axis
 MAX_OPSET = 20
 DEFAULT_OPSET = 17
 DEFAULT_BATCH = (1, 8, 32)
-TENSORRT_INSTALL_HINT = "pip install 'reid-edge[tensorrt]' on a machine with an NVIDIA GPU and driver"
 
 # (format, precision) -> the ONNX files written besides model.onnx, and whether an engine is built
 CAPABILITIES: dict[tuple[str, str], tuple[tuple[str, ...], bool]] = {
@@ -50,11 +50,13 @@ CAPABILITIES: dict[tuple[str, str], tuple[tuple[str, ...], bool]] = {
 
 def tensorrt_available() -> bool:
     """True where the real TensorRT Python package imports (tensorrt-stubs alone does not count)."""
+    from reid_edge.backends.trt_backend import import_tensorrt
+
     try:
-        import tensorrt
-    except ImportError:
+        import_tensorrt()
+    except BackendError:
         return False
-    return hasattr(tensorrt, "Builder")
+    return True
 
 
 def parse_batch(text: str) -> tuple[int, int, int]:

@@ -25,12 +25,12 @@ from reid_edge.card import CARD_KEY, INPUT_NAME, OUTPUT_GLOBAL, OUTPUT_STRIPES, 
 from reid_edge.errors import CheckpointError, ExportError
 from reid_edge.io import atomic_write_bytes
 
+from .capabilities import DEFAULT_OPSET, MIN_OPSET
+
 if TYPE_CHECKING:
     import onnx
     import torch
 
-DEFAULT_OPSET = 17
-MIN_OPSET = 13  # QuantizeLinear/DequantizeLinear with per-channel axis
 
 # Ops that run in FP16 in the FP16 graph; everything else (L2 norm: ReduceL2, Clip, Expand, Div,
 # Sqrt, Pow, ...; casts; constants) stays FP32, so the normalization cannot overflow in half precision.
@@ -285,7 +285,6 @@ def convert_onnx_fp16(fp32: onnx.ModelProto, keep_fp32_ops: frozenset[str] | Non
         new_nodes.append(node)
 
     graph_outputs = {o.name for o in graph.output}
-    renamed: dict[str, str] = {}
     for name in graph_outputs & produced_half:
         # the producer writes <name>__half, a final Cast writes the FP32 graph output
         half_name = f"{name}__half"
@@ -296,7 +295,6 @@ def convert_onnx_fp16(fp32: onnx.ModelProto, keep_fp32_ops: frozenset[str] | Non
             for k, i in enumerate(n.input):
                 if i == name:
                     n.input[k] = half_name
-        renamed[name] = half_name
         new_nodes.append(helper.make_node("Cast", [half_name], [name], to=TensorProto.FLOAT, name=f"Cast_{name}_out"))
 
     # Casts must precede their consumers: order the node list topologically.

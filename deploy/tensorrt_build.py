@@ -24,13 +24,13 @@ from typing import Any
 from reid_edge.backends.trt_backend import (
     EngineHeader,
     compute_capability,
-    cuda_check,
     import_cudart,
     import_tensorrt,
     pack_engine,
 )
 from reid_edge.card import INPUT_NAME, ModelCard, sha256_file
-from reid_edge.errors import BackendError, ExportError
+from reid_edge.deploy.capabilities import DEFAULT_BATCH
+from reid_edge.errors import ExportError
 from reid_edge.io import atomic_write_bytes, atomic_write_json
 
 DEFAULT_WORKSPACE_GIB = 4.0
@@ -68,7 +68,7 @@ def build_engine(
     out: str | Path,
     card: ModelCard,
     precision: str,
-    batch: tuple[int, int, int] = (1, 8, 32),
+    batch: tuple[int, int, int] = DEFAULT_BATCH,
     timing_cache: str | Path | None = None,
     workspace_gib: float = DEFAULT_WORKSPACE_GIB,
     progress: Callable[[str, int, int], None] | None = None,
@@ -179,13 +179,3 @@ def _progress_monitor(trt: Any, progress: Callable[[str, int, int], None]) -> An
 
     return Monitor()
 
-
-def gpu_available() -> bool:
-    """True when TensorRT, cuda-python and a CUDA device are all present."""
-    try:
-        import_tensorrt()
-        cudart = import_cudart()
-        count = cuda_check(cudart, cudart.cudaGetDeviceCount(), "cudaGetDeviceCount")
-    except BackendError:
-        return False
-    return int(count) > 0

@@ -12,6 +12,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ..distance import euclidean
 from ..errors import DataError
 
 MARKET_NAME = re.compile(r"^(-1|\d{4})_c(\d+)s(\d+)_(\d{6})_(\d{2})\.jpg$")
@@ -36,8 +37,7 @@ def hsv_histogram_baseline(
     """Query x gallery Hellinger distances between HSV histograms, ``(Q, G)`` float32."""
     q = hsv_histogram_features(query, bins)
     g = hsv_histogram_features(gallery, bins)
-    d2 = (q * q).sum(1)[:, None] + (g * g).sum(1)[None, :] - 2.0 * q @ g.T
-    return np.sqrt(np.maximum(d2, 0.0)).astype(np.float32)
+    return euclidean(q, g).astype(np.float32)
 
 
 def read_market_folder(folder: str | Path) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:

@@ -77,6 +77,12 @@ class Camera:
         }
 
 
+def check_positive(name: str, value: int, minimum: int = 1) -> None:
+    """A generator argument must be an integer ``>= minimum``; else :class:`ConfigError` naming it."""
+    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < minimum:
+        raise ConfigError(f"{name} must be an integer >= {minimum}, got {value!r}")
+
+
 def parse_domain(value: str | int) -> int:
     """``"A"`` -> 0, ``"B"`` -> 1, ..., or a non-negative integer.
 

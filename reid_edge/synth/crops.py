@@ -21,7 +21,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..io import atomic_write_json, prepare_out_dir
-from .camera import make_cameras
+from .camera import check_positive, make_cameras
 from .people import identity_for
 from .render import render_distractor, render_person, sample_view
 
@@ -57,11 +57,6 @@ class _Item:
     pid: int  # 0 = distractor
     cam: int  # 1-based
     k: int  # image index within (pid, cam)
-
-
-def _check_positive(name: str, value: int, minimum: int = 1) -> None:
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < minimum:
-        raise ConfigError(f"{name} must be an integer >= {minimum}, got {value!r}")
 
 
 def plan_crops(
@@ -130,17 +125,17 @@ def generate_crops(
         ConfigError: invalid sizes or counts.
         ReidEdgeError: ``out`` is not empty (without ``overwrite``) or not writable.
     """
-    _check_positive("--ids", ids, 2)
-    _check_positive("--cameras", cameras, 2)
-    _check_positive("--per-camera", per_camera, 1)
-    _check_positive("--height", height, 32)
-    _check_positive("--width", width, 16)
+    check_positive("--ids", ids, 2)
+    check_positive("--cameras", cameras, 2)
+    check_positive("--per-camera", per_camera, 1)
+    check_positive("--height", height, 32)
+    check_positive("--width", width, 16)
     if cameras > 99:
         raise ConfigError(f"--cameras must be <= 99 for Market-1501 file names, got {cameras}")
     if ids > 9999:
         raise ConfigError(f"--ids must be <= 9999 for Market-1501 file names, got {ids}")
     if distractors is not None:
-        _check_positive("distractors", distractors, 0)
+        check_positive("distractors", distractors, 0)
     root = prepare_out_dir(out, overwrite)
     cams = make_cameras(cameras, domain)
     items = plan_crops(ids, cameras, seed, per_camera, distractors)

@@ -21,7 +21,7 @@ import numpy as np
 
 from ..errors import ConfigError, DataError
 from ..io import atomic_write_json, atomic_write_text, prepare_out_dir
-from .camera import Camera, make_cameras
+from .camera import Camera, check_positive, make_cameras
 from .people import Identity, View, figure_width, identity_for
 from .render import camera_background, render_sprite
 
@@ -318,8 +318,7 @@ def generate_scene(
         DataError: OpenCV cannot write mp4v video.
     """
     for name, value, minimum in (("--cameras", cameras, 2), ("--people", people, 1), ("--fps", fps, 1)):
-        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < minimum:
-            raise ConfigError(f"{name} must be an integer >= {minimum}, got {value!r}")
+        check_positive(name, value, minimum)
     if not isinstance(seconds, (int, float)) or not seconds > 0 or not math.isfinite(seconds):
         raise ConfigError(f"--seconds must be a positive number, got {seconds!r}")
     width, height = size
