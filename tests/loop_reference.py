@@ -79,10 +79,13 @@ class LoopReference:
             d_local += ((self.local_bank[:, t, :] - s[t]) ** 2).sum(axis=1)
         d_local /= self.s
         same_camera = (self.cameras == self.cameras[anchor]).astype(self.dtype)
-        dist = cfg.lambda_g * d_global + (1 - cfg.lambda_g) * d_local + cfg.lambda_c * same_camera
-        if self.groups is not None and self.groups[anchor] >= 0:
-            dist = dist - GROUP_PRIORITY * (self.groups == self.groups[anchor])
-        return dist
+        return cfg.lambda_g * d_global + (1 - cfg.lambda_g) * d_local + cfg.lambda_c * same_camera
+
+    def mates(self, anchor: int) -> np.ndarray:
+        """1.0 where a bank entry is in the anchor's group (never for group -1 or without groups)."""
+        if self.groups is None or self.groups[anchor] < 0:
+            return np.zeros(self.n, self.dtype)
+        return (self.groups == self.groups[anchor]).astype(self.dtype)
 
     def select(
         self, index: Any, global_feat: Any, stripes: Any, warmup: bool, generator: torch.Generator | None
@@ -101,11 +104,17 @@ class LoopReference:
         s = _np(stripes, self.dtype)
         pos, neg = [], []
         for b, i in enumerate(index):
-            dist = self.distance(int(i), g[b], s[b]).astype(np.float32)
-            order = np.lexsort((np.arange(self.n), dist))  # by distance, then by index
-            ranking = [int(n) for n in order if n != i]
-            pos.append([int(i)] + ranking[: self.k])
-            neg.append(ranking[self.k : self.k + self.m])
+            dist = self.distance(int(i), g[b], s[b])
+            mates = self.mates(int(i))
+            # positives: group mates first; negatives: mates last, never the chosen positives
+            for_pos = (dist - GROUP_PRIORITY * mates).astype(np.float32)
+            order = np.lexsort((np.arange(self.n), for_pos))  # by distance, then by index
+            positives = [int(n) for n in order if n != i][: self.k]
+            for_neg = (dist + GROUP_PRIORITY * mates).astype(np.float32)
+            order = np.lexsort((np.arange(self.n), for_neg))
+            negatives = [int(n) for n in order if n != i and n not in positives]
+            pos.append([int(i)] + positives)
+            neg.append(negatives[: self.m])
         return np.array(pos), np.array(neg)
 
     def loss(

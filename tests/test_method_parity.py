@@ -243,11 +243,13 @@ def _count_tied_pairs(method: SelectiveContrastive) -> int:
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize(
     ("n", "m", "use_groups"),
-    [(40, 500, False), (60, 20, False), (40, 12, True)],
-    ids=["capped-M", "uncapped-M", "groups"],
+    [(40, 500, False), (60, 20, False), (40, 12, True), (40, 12, "large")],
+    ids=["capped-M", "uncapped-M", "groups", "group-larger-than-K"],
 )
 @pytest.mark.parametrize("selection_dtype", ["float64", "float32"])
-def test_parity_with_loop_reference(device: str, n: int, m: int, use_groups: bool, selection_dtype: str) -> None:
+def test_parity_with_loop_reference(
+    device: str, n: int, m: int, use_groups: bool | str, selection_dtype: str
+) -> None:
     """float32 selection agrees here too (no near-ties in this data; duplicate rows still tie
     exactly), but only float64 guarantees it: see ``SELECTION_DTYPES``."""
     dim, num_stripes, batch = 32, 4, 8
@@ -257,6 +259,8 @@ def test_parity_with_loop_reference(device: str, n: int, m: int, use_groups: boo
     if use_groups:
         groups = torch.full((n,), -1, dtype=torch.int64)
         groups[:12] = torch.arange(12) // 4  # three tracklets of four crops
+        if use_groups == "large":
+            groups[12:24] = 3  # a tracklet of 12 crops: more mates than K = 7 positives
     method = SelectiveContrastive(n, dim, num_stripes, cams, cfg, groups=groups).to(device)
     ref = LoopReference(n, dim, num_stripes, cams, cfg, groups=groups)
     assert method.num_negatives == ref.m == min(m, n - cfg.k - 1)
@@ -311,8 +315,14 @@ def test_parity_with_loop_reference(device: str, n: int, m: int, use_groups: boo
             for row in pos.cpu().tolist():
                 anchor_group = int(groups[row[0]])
                 members = {i for i in range(n) if int(groups[i]) == anchor_group} - {row[0]}
-                if anchor_group >= 0:
-                    assert set(row[1:4]) == members  # tracklet mates first
+                if anchor_group >= 0 and len(members) <= cfg.k:
+                    assert set(row[1 : len(members) + 1]) == members  # tracklet mates first
+                elif anchor_group >= 0:
+                    assert set(row[1:]) <= members  # all positives are mates
+            for anchor, row in zip(pos.cpu().tolist(), neg.cpu().tolist()):
+                anchor_group = int(groups[anchor[0]])
+                if anchor_group >= 0:  # a mate is never a negative
+                    assert not {i for i in row if int(groups[i]) == anchor_group}
     assert saw_ties
     assert method.mixture_bank.abs().sum() > 0
 

@@ -40,7 +40,9 @@ One deliberate difference: the authors' backward also computed the input gradien
 columns with a partly updated ``M``; here every gradient uses the pre-step ``M``.
 
 Extension: ``groups`` (``[N]``, e.g. a tracklet id per crop, ``-1`` for none) ranks bank
-entries of the anchor's own group first (by distance among themselves) when choosing positives.
+entries of the anchor's own group first (by distance among themselves) when choosing positives,
+and last when choosing negatives (:func:`select_with_groups`): a crop of the anchor's own
+tracklet is never one of its negatives while other entries remain.
 """
 
 from __future__ import annotations
@@ -208,6 +210,23 @@ def select_from_distance(dist: Tensor, index: Tensor, k: int, m: int) -> tuple[T
     """Positives ``[B, K+1]`` (anchor first) and negatives ``[B, M]`` from a ``[B, N]`` distance."""
     ranked = rank_excluding_self(dist, index, k + m)
     return torch.cat([index.unsqueeze(1), ranked[:, :k]], dim=1), ranked[:, k:]
+
+
+def select_with_groups(dist: Tensor, same: Tensor, index: Tensor, k: int, m: int) -> tuple[Tensor, Tensor]:
+    """:func:`select_from_distance` where ``same [B, N]`` marks each anchor's group mates.
+
+    Positives: the first ``K`` of the ranking with mates first (``dist - GROUP_PRIORITY``).
+    Negatives: the first ``M`` of the ranking with mates last (``dist + GROUP_PRIORITY``), the
+    anchor and its positives excluded, so a group larger than ``K + 1`` never supplies negatives
+    (only when fewer than ``M`` non-mates exist). Without mates both equal :func:`select_from_distance`.
+    """
+    shift = same.to(dist.dtype) * GROUP_PRIORITY
+    ranked = rank_excluding_self(dist - shift, index, k)
+    key = sortable_key(dist + shift)
+    key.scatter_(1, index.unsqueeze(1), _INT64_MAX)
+    key.scatter_(1, ranked, _INT64_MAX)
+    neg = torch.topk(key, m, dim=1, largest=False, sorted=True).indices
+    return torch.cat([index.unsqueeze(1), ranked], dim=1), neg
 
 
 def warmup_select(perm: Tensor, index: Tensor, count: int) -> tuple[Tensor, Tensor]:
@@ -553,7 +572,7 @@ class SelectiveContrastive(nn.Module):
         if self.groups is not None:
             anchor_group = self.groups[index].unsqueeze(1)
             same = (anchor_group == self.groups.unsqueeze(0)) & (anchor_group >= 0)
-            dist.sub_(same.to(dist.dtype), alpha=GROUP_PRIORITY)
+            return select_with_groups(dist, same, index, k, m)
         return select_from_distance(dist, index, k, m)
 
     def loss(
