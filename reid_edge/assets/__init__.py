@@ -1,0 +1,1 @@
+"""Models shipped inside the package (see NOTICE.md here): found with importlib.resources, never downloaded."""
