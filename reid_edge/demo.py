@@ -171,7 +171,8 @@ def run_demo(cfg: DemoConfig, log: Callable[[str], None] = print) -> DemoResult:
         test_cams = [str(site / "test" / f"cam{i}.mp4") for i in (1, 2)]
         names = ["cam1", "cam2"]
         gt_dir = site / "test"
-    detector_args = ["--detector", "motion"]
+    # the cartoon figures of the synthetic site are found by motion; real footage gets the COCO detector
+    detector_args = ["--detector", "yolox" if cfg.real else "motion"]
 
     limit = ["--max-frames", str(cfg.max_frames)] if cfg.max_frames else []
 

@@ -61,8 +61,10 @@ def register(app: typer.Typer) -> None:
         model: Path = typer.Option(None, "--model", help="Checkpoint, ONNX (FP32/INT8) or engine. Default: "
                                    "runs/train/export/model.engine, model.int8.cpu.onnx, model.onnx there, "
                                    "then runs/train/last.pt."),
-        device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
-        detector: str = typer.Option("motion", "--detector", help="motion, hog, hog+motion or yolo:PATH.onnx."),
+        device: str = typer.Option("auto", "--device", help="auto, cpu or cuda (re-ID model and ONNX detectors; "
+                                   "cuda is an error where no GPU runtime is present)."),
+        detector: str = typer.Option("yolox", "--detector", help="yolox (packaged YOLOX-Nano), yolox:PATH.onnx, "
+                                     "yolo:PATH.onnx, motion, hog or hog+motion."),
         detections: Path = typer.Option(None, "--detections", help="Folder of MOT det files <camera>.txt or "
                                         "<camera>.det.txt (replaces the detector)."),
         layout: Path = typer.Option(None, "--layout", help="Camera layout YAML (names, fps, transitions)."),

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import DataError
+from .motfile import Tracks, read_mot_tracks
 from .tracker import iou_matrix
 
 METRICS = ("mota", "motp", "idf1", "idp", "idr", "precision", "recall", "num_switches",
@@ -29,41 +30,6 @@ def iou_distance(gt_boxes: np.ndarray, pred_boxes: np.ndarray, min_iou: float = 
     d = 1.0 - iou_matrix(gt_boxes, pred_boxes)
     d[d > 1.0 - min_iou] = np.nan
     return d
-
-
-def read_mot(path: str | Path, is_gt: bool = False) -> dict[int, tuple[np.ndarray, np.ndarray]]:
-    """Read a MOT file into ``{frame: (ids [N], boxes [N, 4])}``.
-
-    For ground truth, rows whose 7th column (consider flag) is 0 are dropped.
-
-    Raises:
-        DataError: unreadable file or malformed row.
-    """
-    p = Path(path)
-    try:
-        text = p.read_text()
-    except OSError as exc:
-        raise DataError(f"cannot read {p}: {exc.strerror or exc}") from None
-    rows: dict[int, list[list[float]]] = {}
-    for n, line in enumerate(text.splitlines(), 1):
-        line = line.strip()
-        if not line:
-            continue
-        parts = [q for q in (line.split(",") if "," in line else line.split()) if q.strip() != ""]
-        try:
-            vals = [float(q) for q in parts[:7]]
-        except ValueError:
-            raise DataError(f"{p}:{n}: not a MOT row: {line[:60]!r}") from None
-        if len(vals) < 6:
-            raise DataError(f"{p}:{n}: a MOT row needs >= 6 values, got {len(vals)}")
-        if is_gt and len(vals) >= 7 and vals[6] == 0:
-            continue
-        rows.setdefault(int(vals[0]), []).append(vals[1:6])
-    out = {}
-    for f, v in rows.items():
-        a = np.array(v, dtype=np.float64).reshape(-1, 5)
-        out[f] = (a[:, 0].astype(np.int64), a[:, 1:5])
-    return out
 
 
 def find_gt_files(gt_dir: str | Path) -> dict[str, Path]:
@@ -88,8 +54,8 @@ def find_pred_files(pred_dir: str | Path) -> dict[str, Path]:
             if p.name not in SKIP_FILES and not p.name.endswith((".gt.txt", ".det.txt"))}
 
 
-def _accumulate(accs: list[tuple[Any, int]], gt: dict[int, tuple[np.ndarray, np.ndarray]],
-                pred: dict[int, tuple[np.ndarray, np.ndarray]], min_iou: float) -> int:
+def _accumulate(accs: list[tuple[Any, int]], gt: Tracks,
+                pred: Tracks, min_iou: float) -> int:
     """Feed every frame to each ``(accumulator, frame-id offset)``; the IoU matrix is computed once
     per frame (motmetrics copies it). Returns the last frame number."""
     empty = (np.zeros(0, np.int64), np.zeros((0, 4)))
@@ -135,8 +101,8 @@ def evaluate_mtmc(pred_dir: str | Path, gt_dir: str | Path, min_iou: float = 0.5
     per_cam_accs, cross = [], mm.MOTAccumulator(auto_id=False)
     offset = 0
     for cam in gts:
-        gt = read_mot(gts[cam], is_gt=True)
-        pred = read_mot(preds[cam]) if cam in preds else {}
+        gt = read_mot_tracks(gts[cam], is_gt=True)
+        pred = read_mot_tracks(preds[cam]) if cam in preds else {}
         acc = mm.MOTAccumulator(auto_id=False)
         last = _accumulate([(acc, 0), (cross, offset)], gt, pred, min_iou)
         per_cam_accs.append(acc)

@@ -441,7 +441,7 @@ def _asdict(obj: Any) -> dict[str, Any]:
     return dataclasses.asdict(obj)
 
 
-def run_pipeline(cameras: list[str], out_dir: str | Path, backend: Any, detector: str = "motion",
+def run_pipeline(cameras: list[str], out_dir: str | Path, backend: Any, detector: str = "yolox",
                  detections_dir: str | Path | None = None, camera_names: list[str] | None = None,
                  layout: CameraLayout | None = None, config: PipelineConfig | None = None,
                  max_frames: int | None = None, save_video: bool = False, show: bool = False,
