@@ -1,6 +1,7 @@
-"""Multi-camera tracking evaluation with motmetrics: per-camera MOTA/IDF1 and cross-camera IDF1.
+"""Multi-camera tracking evaluation: per-camera and cross-camera HOTA (:mod:`.hota`) and MOTA/IDF1 (motmetrics).
 
-Cross-camera IDF1 follows the usual MTMC protocol (DukeMTMC, AI City): every camera's frames
+HOTA is threshold-free (averaged over IoU 0.05-0.95); the CLEAR-MOT/ID metrics use one IoU gate.
+Cross-camera IDF1 and HOTA follow the usual MTMC protocol (DukeMTMC, AI City): every camera's frames
 are concatenated into one long sequence with per-camera frame offsets, and ids are global on
 both sides, so a person who keeps one id across cameras is counted as one identity match.
 Boxes match at IoU >= 0.5.
@@ -17,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import DataError
+from .hota import hota
 from .motfile import Tracks, read_mot_tracks
 from .tracker import iou_matrix
 
@@ -81,12 +83,17 @@ def _metrics(accs: list[Any], names: list[str]) -> dict[str, dict[str, float]]:
     return out
 
 
+def _hota_keys(m: dict[str, float]) -> dict[str, float]:
+    return {"hota": m["HOTA"], "deta": m["DetA"], "assa": m["AssA"], "loca": m["LocA"]}
+
+
 def evaluate_mtmc(pred_dir: str | Path, gt_dir: str | Path, min_iou: float = 0.5) -> dict[str, Any]:
     """Per-camera and cross-camera metrics of a pipeline output folder against ground truth.
 
     Returns:
         ``{"cameras": {cam: metrics}, "cross_camera": metrics, "missing_predictions": [...]}``;
-        metrics hold MOTA, MOTP, IDF1, IDP, IDR, precision, recall, switches, FP, misses.
+        metrics hold HOTA, DetA, AssA, LocA (over IoU thresholds 0.05-0.95, see :mod:`.hota`) and,
+        at ``min_iou``, MOTA, MOTP, IDF1, IDP, IDR, precision, recall, switches, FP, misses.
     Raises:
         DataError: a folder is missing, holds no ground truth, or no camera has predictions.
     """
@@ -100,14 +107,23 @@ def evaluate_mtmc(pred_dir: str | Path, gt_dir: str | Path, min_iou: float = 0.5
     missing = [c for c in gts if c not in preds]
     per_cam_accs, cross = [], mm.MOTAccumulator(auto_id=False)
     offset = 0
+    hotas: dict[str, dict[str, float]] = {}
+    cross_gt: Tracks = {}
+    cross_pred: Tracks = {}
     for cam in gts:
         gt = read_mot_tracks(gts[cam], is_gt=True)
         pred = read_mot_tracks(preds[cam]) if cam in preds else {}
         acc = mm.MOTAccumulator(auto_id=False)
         last = _accumulate([(acc, 0), (cross, offset)], gt, pred, min_iou)
         per_cam_accs.append(acc)
+        hotas[cam] = hota(gt, pred)
+        cross_gt.update({f + offset: v for f, v in gt.items()})
+        cross_pred.update({f + offset: v for f, v in pred.items()})
         offset += last + 1
     names = list(gts)
     per_cam = _metrics(per_cam_accs, names)
+    for cam in names:
+        per_cam[cam].update(_hota_keys(hotas[cam]))
     cross_m = _metrics([cross], ["cross_camera"])["cross_camera"]
+    cross_m.update(_hota_keys(hota(cross_gt, cross_pred)))
     return {"cameras": per_cam, "cross_camera": cross_m, "missing_predictions": missing, "min_iou": min_iou}

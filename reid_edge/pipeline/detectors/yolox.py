@@ -14,6 +14,7 @@ input and output).
 from __future__ import annotations
 
 import copy
+import json
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
     import onnx
 
 YOLOX_ASSET = "yolox_nano.onnx"
+DETECTOR_META_KEY = "reid_edge.detector"  # ONNX metadata of detectors written by export-detector
 STRIDES = (8, 16, 32)
 
 
@@ -86,13 +88,20 @@ def flexible_yolox(model: onnx.ModelProto) -> tuple[onnx.ModelProto, tuple[int, 
     The network is convolutional; only its input declaration and the head's ``Reshape`` to
     ``[1, 5 + C, -1]`` fix the sizes. The batch entry of those shapes becomes 0 (copy the input's).
     Letterboxing a 16:9 frame into 416x256 instead of 416x416 then does 40% less work with the
-    same person scale. Returns the edited model (a copy) and the input ``(h, w)`` it declared.
+    same person scale. Returns the edited model (a copy) and the native input ``(h, w)``: the one
+    it declared, or for a model already made flexible, the one in its ``reid_edge.detector``
+    metadata (416x416 when absent).
     """
     from onnx import numpy_helper
 
     m = copy.deepcopy(model)
     dims = m.graph.input[0].type.tensor_type.shape.dim
-    native = (dims[2].dim_value or 416, dims[3].dim_value or 416)
+    meta = {p.key: p.value for p in m.metadata_props}
+    declared = json.loads(meta[DETECTOR_META_KEY]).get("native_input") if DETECTOR_META_KEY in meta else None
+    if dims[2].dim_value and dims[3].dim_value:
+        native = (dims[2].dim_value, dims[3].dim_value)
+    else:  # already flexible (an export-detector file): its card says the size it was trained at
+        native = tuple(declared) if declared else (416, 416)
     for i, name in ((0, "batch"), (2, "height"), (3, "width")):
         dims[i].ClearField("dim_value")
         dims[i].dim_param = name
