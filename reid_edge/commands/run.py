@@ -58,9 +58,10 @@ def register(app: typer.Typer) -> None:
                                           "layout's camera sources)."),
         camera_names: list[str] = typer.Option(None, "--camera-names", help="Names for the cameras (default: "
                                                "file stems, or the layout's names)."),
-        model: Path = typer.Option(None, "--model", help="Checkpoint, ONNX (FP32/INT8) or engine. Default: "
-                                   "runs/train/export/model.engine, model.int8.cpu.onnx, model.onnx there, "
-                                   "then runs/train/last.pt."),
+        model: Path = typer.Option(None, "--model", help="Checkpoint, ONNX (FP32/INT8), engine, or a packaged "
+                                   "model's name (default, intel-0288, intel-0277). Default: your own "
+                                   "runs/train/export/model.engine, model.int8.cpu.onnx, model.onnx, then "
+                                   "runs/train/last.pt, else the packaged default (intel-0288)."),
         device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
         detector: str = typer.Option("motion", "--detector", help="motion, hog, hog+motion or yolo:PATH.onnx."),
         detections: Path = typer.Option(None, "--detections", help="Folder of MOT det files <camera>.txt or "
@@ -98,6 +99,7 @@ def register(app: typer.Typer) -> None:
         from ..config import load_yaml, to_dict
         from ..errors import ConfigError, PipelineError
         from ..io import prepare_out_dir
+        from ..models import resolve
         from ..pipeline.layout import load_layout
         from ..pipeline.runner import DEFAULT_MODEL_SEARCH, PipelineConfig, find_default_model, run_pipeline
 
@@ -128,8 +130,9 @@ def register(app: typer.Typer) -> None:
             raise ConfigError(f"--detections {detections} is not a folder")
         if model is None:
             model = find_default_model()
-            print(f"model: {model} (default; searched {', '.join(DEFAULT_MODEL_SEARCH)})", file=sys.stderr)
-        backend = load_backend(model, device=device)
+            print(f"model: {model} (default; searched {', '.join(DEFAULT_MODEL_SEARCH)}, then the packaged "
+                  "model)", file=sys.stderr)
+        backend = load_backend(resolve(model), device=device)
         out_dir = prepare_out_dir(out, overwrite=overwrite)
 
         def warn(msg: str) -> None:

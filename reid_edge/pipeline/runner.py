@@ -29,7 +29,8 @@ from .reid import Appearance, EmbedState, ReidConfig, box_quality, schedule
 from .sources import FrameSource
 from .tracker import ByteTracker, Track, TrackerConfig
 
-# The default --model: the newest export of the default run directory, best runtime first.
+# The default --model: a model the user trained and exported in this folder (the default run
+# directory, best runtime first), else the re-ID model shipped in the package (reid_edge.models).
 # `reid-edge export` writes next to its checkpoint (runs/train/export/) by default.
 DEFAULT_MODEL_SEARCH: tuple[str, ...] = (
     "runs/train/export/model.engine",
@@ -42,18 +43,23 @@ STAGES = ("decode", "detect", "track", "embed", "associate", "output")
 
 
 def find_default_model(root: str | Path = ".") -> Path:
-    """The first existing file of :data:`DEFAULT_MODEL_SEARCH` under ``root``.
+    """The first existing file of :data:`DEFAULT_MODEL_SEARCH` under ``root``, else the packaged default.
 
     Raises:
-        CheckpointError: none exists (the message names every path searched).
+        CheckpointError: none exists and the packaged model is missing from the installation.
     """
+    from ..models import packaged_path
+
     base = Path(root)
     for rel in DEFAULT_MODEL_SEARCH:
         p = base / rel
         if p.is_file():
             return p
-    raise CheckpointError("no --model given and no default model found (searched "
-                          + ", ".join(str(base / r) for r in DEFAULT_MODEL_SEARCH) + ")")
+    try:
+        return packaged_path("default")
+    except CheckpointError as exc:
+        raise CheckpointError("no --model given and no default model found (searched "
+                              + ", ".join(str(base / r) for r in DEFAULT_MODEL_SEARCH) + f"; {exc})") from None
 
 
 @dataclass(frozen=True)
