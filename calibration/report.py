@@ -37,24 +37,18 @@ def agreement(ref: Any, cand: Any, images: np.ndarray, batch_size: int = 32) -> 
 
 
 def retrieval_metrics(backends: Mapping[str, Any], eval_data: str | Path) -> dict[str, dict[str, float]]:
-    """mAP and rank-1 of each backend on a dataset's query/gallery split (Market protocol).
+    """mAP, rank-1 and mINP of each backend on a dataset's query/gallery split (Market protocol).
 
     Raises:
-        DataError: the dataset cannot be read or has no identities to evaluate.
+        DataError: the dataset cannot be read or has no query/gallery split.
     """
-    from reid_edge.errors import DataError
-    from reid_edge.train.data.datasets import evaluation_split, read_dataset
-    from reid_edge.train.evaluate import evaluate
+    from reid_edge.evaluation import evaluate, read_test_split
 
-    data = read_dataset(eval_data)
-    split = evaluation_split(data)
-    if split is None:
-        raise DataError(f"{eval_data} has no labelled query/gallery split to compute mAP on")
-    query, gallery = split
+    _, query, gallery = read_test_split(eval_data)
     out: dict[str, dict[str, float]] = {}
     for name, backend in backends.items():
         result = evaluate(backend, query, gallery)
-        out[name] = {"mAP": float(result.mAP), "rank1": float(result.rank1)}
+        out[name] = {"mAP": float(result.mAP), "rank1": float(result.rank1), "mINP": float(result.mINP)}
     return out
 
 
