@@ -7,7 +7,8 @@ rewrites it so that every reid-edge consumer (backends, ``eval``, ``bench``, ``r
 
 - the single image input is renamed ``images`` with a dynamic batch dimension;
 - weights stored as ``Constant`` nodes become graph initializers (quantizers only quantize
-  initializers, and TensorRT refits and tools expect them there);
+  initializers, and TensorRT refits and tools expect them there), and ONNX Runtime's basic,
+  semantics-preserving rewrites fold per-channel Adds into Conv biases (:func:`optimize_basic`);
 - the chosen output is flattened and L2-normalized into ``embedding`` ``[B, D]`` (cosine distance
   on the original output is Euclidean distance on the normalized one); the model is global-only
   (card ``num_stripes = 0``, no ``stripes`` output);
@@ -152,6 +153,44 @@ def constants_to_initializers(proto: onnx.ModelProto) -> int:
     return moved
 
 
+def optimize_basic(proto: onnx.ModelProto) -> onnx.ModelProto:
+    """ONNX Runtime's basic, semantics-preserving graph rewrites, saved as plain ONNX.
+
+    The basic level folds constants and fuses Conv+Add (bias), Conv+Mul, Conv+BatchNorm and
+    MatMul+Add into standard ONNX ops only (the extended levels would write ORT-only ops). Converted
+    models often carry every folded BatchNorm as a separate per-channel Add after a bias-less Conv;
+    as a Conv bias it is quantized with the Conv (one QLinearConv on CPU) instead of staying a float
+    Add between a quantized Conv and its activation.
+    """
+    import tempfile
+
+    import onnx
+    import onnxruntime as ort
+
+    with tempfile.TemporaryDirectory(prefix="reid-edge-import.") as tmp:
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+        opts.optimized_model_filepath = str(Path(tmp) / "basic.onnx")
+        opts.log_severity_level = 3
+        ort.InferenceSession(proto.SerializeToString(), sess_options=opts, providers=["CPUExecutionProvider"])
+        out = onnx.load(opts.optimized_model_filepath)
+    # the saved model declares every domain ORT knows; keep those the graph uses
+    used = {n.domain for n in out.graph.node} | {""}
+    keep = [o for o in out.opset_import if o.domain in used or o.domain == "ai.onnx"]
+    del out.opset_import[:]
+    out.opset_import.extend(keep)
+    return out
+
+
+def drop_unused_initializers(proto: onnx.ModelProto) -> int:
+    """Remove initializers no node reads (dangling Constants of converters); returns how many."""
+    used = {i for n in proto.graph.node for i in n.input} | {o.name for o in proto.graph.output}
+    unused = [t for t in proto.graph.initializer if t.name not in used]
+    for t in unused:
+        proto.graph.initializer.remove(t)
+    return len(unused)
+
+
 def _rename(proto: onnx.ModelProto, old: str, new: str) -> None:
     for node in proto.graph.node:
         for i, name in enumerate(node.input):
@@ -292,6 +331,13 @@ def import_onnx(src: str | Path, out: str | Path, spec: ImportSpec, overwrite: b
     proto.graph.output.append(onnx.helper.make_tensor_value_info(OUTPUT_GLOBAL, onnx.TensorProto.FLOAT,
                                                                  ["batch", dim]))
     del proto.graph.value_info[:]  # stale shapes (fixed batch) would mislead TensorRT and the quantizer
+    drop_unused_initializers(proto)
+    try:
+        proto = optimize_basic(proto)
+    except Exception as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ExportError(f"ONNX Runtime cannot optimize the imported graph: {first[:300]}") from None
+    drop_unused_initializers(proto)
     try:
         proto = onnx.shape_inference.infer_shapes(proto)
     except Exception:  # noqa: BLE001 - shapes are advisory; the checker and the ORT run below decide
@@ -308,7 +354,8 @@ def import_onnx(src: str | Path, out: str | Path, spec: ImportSpec, overwrite: b
     proto.doc_string = (f"reid-edge import of {src_p.name} ({spec.name}): input '{INPUT_NAME}' float32 "
                         f"[B,3,{height},{width}] {card.channel_order}, mean {list(card.mean)}, std {list(card.std)} "
                         f"on [0,1] pixels; output '{OUTPUT_GLOBAL}' [B,{dim}] L2-normalized (global only). "
-                        f"{moved} Constant nodes moved to initializers.")
+                        f"{moved} Constant nodes moved to initializers; ONNX Runtime basic graph rewrites "
+                        "(constant folding, Conv/MatMul bias fusion).")
     data = proto.SerializeToString()
     try:
         got = _run(data, INPUT_NAME, OUTPUT_GLOBAL, probe)

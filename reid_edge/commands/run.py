@@ -74,8 +74,8 @@ def register(app: typer.Typer) -> None:
         reid_every: int = typer.Option(None, "--reid-every", min=1, help="Re-embed a track every K frames."),
         embed_budget: int = typer.Option(None, "--embed-budget", min=1, help="At most N crops embedded per step "
                                          "(all cameras; new tracks first). Lower it for heavy models on CPU."),
-        max_distance: float = typer.Option(None, "--max-distance", help="Cross-camera match gate "
-                                           "(combined distance, 0..2)."),
+        max_distance: float = typer.Option(None, "--max-distance", help="Cross-camera match gate (combined "
+                                           "distance, 0..2) [default: the model card's match_gate, else 1.0]."),
         save_video: bool = typer.Option(False, "--save-video", help="Write <camera>.annotated.mp4 to --out."),
         show: bool = typer.Option(False, "--show", help="Live windows (needs a display and a GUI OpenCV)."),
         skip_bad_cameras: bool = typer.Option(False, "--skip-bad-cameras", help="Go on without cameras that "

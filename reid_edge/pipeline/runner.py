@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import CheckpointError, PipelineError
-from .associate import AssociationConfig, IdentityView, Interval, Query, match_tracklets
+from .associate import AssociationConfig, IdentityView, Interval, Query, match_tracklets, resolve_gate
 from .detectors import Detector
 from .layout import CameraLayout
 from .outputs import ResultWriter, Row, annotate
@@ -132,6 +132,7 @@ class Pipeline:
         card = getattr(backend, "card", None)
         lam = self.config.association.lambda_g
         self.lambda_g = float(lam if lam is not None else getattr(card, "lambda_g", 0.5))
+        self.max_distance, self.max_distance_source = resolve_gate(self.config.association.max_distance, card)
         self.global_dim = int(getattr(card, "global_dim", 1))
         self.identities: dict[int, list[Tracklet]] = {}
         self.next_gid = 1
@@ -286,7 +287,7 @@ class Pipeline:
                              None if tl.appearance.empty else tl.appearance.global_.astype(np.float64),
                              None if tl.appearance.stripes is None else tl.appearance.stripes.astype(np.float64))
                        for _, tl in ready]
-            gids, dists, _ = match_tracklets(queries, self._identity_views(), self.next_gid, acfg.max_distance,
+            gids, dists, _ = match_tracklets(queries, self._identity_views(), self.next_gid, self.max_distance,
                                              self.lambda_g, self.layout)
             for (cam, tl), gid, d in zip(ready, gids, dists):
                 tl.gid = gid
@@ -434,6 +435,8 @@ class Pipeline:
             "rows_written": self.writer.rows_written,
             "interrupted": self.interrupted,
             "lambda_g": self.lambda_g,
+            "max_distance": self.max_distance,
+            "max_distance_source": self.max_distance_source,
             "config": {
                 "tracker": _asdict(self.config.tracker), "reid": _asdict(self.config.reid),
                 "association": _asdict(self.config.association),
