@@ -41,21 +41,35 @@ from ..errors import ConfigError
 from .layout import CameraLayout
 from .tracker import assign
 
+# 1.0 gave the best cross-camera IDF1 for each model the project trained and measured (demo site
+# footage, adaptation benchmark, synth-crops model): see the README's results.
+DEFAULT_MAX_DISTANCE = 1.0
+
+
+def resolve_gate(configured: float | None, card: object) -> tuple[float, str]:
+    """The cross-camera gate and where it came from: the configuration, the model card, or the default."""
+    if configured is not None:
+        return float(configured), "config"
+    gate = getattr(card, "match_gate", None)
+    if gate is not None:
+        return float(gate), "model card"
+    return DEFAULT_MAX_DISTANCE, "default"
+
 
 @dataclass(frozen=True)
 class AssociationConfig:
     """Cross-camera matcher settings."""
 
-    # gate on the combined distance (unit vectors: 0..2). 1.0 gave the best cross-camera IDF1 for
-    # each trained model measured (demo site footage, adaptation benchmark, synth-crops model):
-    # see the README's results.
-    max_distance: float = 1.0
+    # gate on the combined distance (unit vectors: 0..2). None: the model card's ``match_gate``
+    # (chosen per model without test labels, e.g. for imported models), else DEFAULT_MAX_DISTANCE.
+    max_distance: float | None = None
     decide_after_s: float = 2.0
     min_tracklet_frames: int = 5
     lambda_g: float | None = None  # None: the model card's value
 
     def __post_init__(self) -> None:
-        if self.max_distance <= 0 or self.decide_after_s < 0 or self.min_tracklet_frames < 1:
+        if (self.max_distance is not None and self.max_distance <= 0) or self.decide_after_s < 0 or \
+                self.min_tracklet_frames < 1:
             raise ConfigError("association: need max_distance > 0, decide_after_s >= 0, min_tracklet_frames >= 1")
 
 
