@@ -310,7 +310,7 @@ class Pipeline:
                              None if tl.appearance.stripes is None else tl.appearance.stripes.astype(np.float64))
                        for _, tl in ready]
             gids, dists, _ = match_tracklets(queries, self._identity_views(), self.next_gid, self.max_distance,
-                                             self.lambda_g, self.layout)
+                                             self.lambda_g, self.layout, acfg.same_camera_gap_s)
             for (cam, tl), gid, d in zip(ready, gids, dists):
                 tl.gid = gid
                 tl.distance = d

@@ -56,7 +56,9 @@ class TrackerConfig:
     low_thresh: float = 0.1
     new_track_thresh: float = 0.6
     match_iou: float = 0.2  # stage 1/3 gate: IoU below this is never a match
-    low_match_iou: float = 0.5  # stage 2 gate (low-score detections)
+    # stage 2 gate (low-score detections). ByteTrack uses 0.5; 0.3 keeps partly occluded people of a
+    # walking group (YOLOX boxes of the hidden half): PETS09-S2L1 MOTA 0.800 -> 0.805, 21 -> 19 ID switches
+    low_match_iou: float = 0.3
     track_buffer: int = 30  # frames a lost confirmed track is kept for re-association
     min_hits: int = 3
     appearance_weight: float = 0.5  # stage 1, ambiguous pairs: cost = (1-w)(1-IoU) + w*d_app/2; 0: IoU only
