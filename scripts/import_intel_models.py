@@ -22,7 +22,7 @@ SOURCE = ("Intel Open Model Zoo 2023.0, {model} (OpenVINO IR {ir}), converted to
 LICENSE = "Apache-2.0 (LICENSE-open_model_zoo.txt); modified from the original IR as described in NOTICE.md"
 # name -> (source file, IR precision, cross-camera gate chosen without test labels: README "Real data")
 MODELS = {
-    "intel-0288": ("person-reidentification-retail-0288.onnx", "FP32", None),
+    "intel-0288": ("person-reidentification-retail-0288.onnx", "FP32", 1.12),
     "intel-0277": ("person-reidentification-retail-0277.onnx", "FP16, weights stored as FP32", None),
 }
 

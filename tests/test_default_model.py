@@ -92,3 +92,13 @@ def test_bench_defaults_to_the_packaged_model(tmp_path: Path, capsys: pytest.Cap
     results = json.loads(out.read_text())["results"]
     assert [r["model"] for r in results] == ["person-reidentification-retail-0288.onnx"]
     assert results[0]["crops_per_s"] > 0
+
+
+def test_choose_gate_maximizes_accepted_matches_minus_accepted_non_matches() -> None:
+    from benchmarks.match_gate import choose_gate
+
+    pos = np.array([0.2, 0.3, 0.4, 0.9])
+    neg = np.array([0.5, 0.6, 0.8, 1.0, 1.2])
+    # gate 0.4: TPR 3/4, FPR 0 (J 0.75); gate 0.9: TPR 1, FPR 3/5 (J 0.4)
+    out = choose_gate(pos, neg)
+    assert out["gate"] == pytest.approx(0.4) and out["tpr"] == 0.75 and out["fpr"] == 0.0
