@@ -3,8 +3,10 @@
 Usage: python scripts/import_intel_models.py [SOURCE_DIR]   (default ../shared/data/models)
 
 The sources are Intel Open Model Zoo 2023.0 IRs converted to ONNX (see ../shared/data/SOURCES.md);
-this runs the same rewrite as ``reid-edge import`` with fixed settings, so the shipped files can be
-reproduced byte for byte from their sources. NOTICE.md in reid_edge/assets describes the result.
+this runs the same rewrite as ``reid-edge import`` with fixed settings (and the cross-camera gates
+measured by ``python -m benchmarks.match_gate``), so the shipped files can be rebuilt from their
+sources (the same onnx/onnxruntime versions give the same bytes). NOTICE.md in reid_edge/assets
+describes the result.
 """
 
 from __future__ import annotations

@@ -102,3 +102,16 @@ def test_choose_gate_maximizes_accepted_matches_minus_accepted_non_matches() -> 
     # gate 0.4: TPR 3/4, FPR 0 (J 0.75); gate 0.9: TPR 1, FPR 3/5 (J 0.4)
     out = choose_gate(pos, neg)
     assert out["gate"] == pytest.approx(0.4) and out["tpr"] == 0.75 and out["fpr"] == 0.0
+
+
+def test_eval_of_an_onnx_model_runs_without_torch(market_mini: Path) -> None:
+    """ONNX evaluation lives in the torch-free runtime (reid_edge.metrics / reid_edge.evaluation)."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom reid_edge.cli import main\n"
+            f"rc = main(['eval', '--data', {str(market_mini)!r}, '--device', 'cpu'])\n"
+            "print('TORCH', 'torch' in sys.modules)\nsys.exit(rc)\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "TORCH False" in proc.stdout and "mINP" in proc.stdout
