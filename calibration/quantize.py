@@ -27,7 +27,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from reid_edge.card import ModelCard
+from reid_edge.artifacts import ARTIFACTS, INT8_CPU_ONNX, INT8_TRT_ONNX
+from reid_edge.card import ModelCard, set_card
 from reid_edge.deploy.capabilities import MIN_OPSET
 from reid_edge.errors import ExportError
 
@@ -57,18 +58,18 @@ class Encoding:
     activation_signed: bool
 
 
-ENCODINGS: dict[str, Encoding] = {
-    "int8-qdq-trt": Encoding(
-        "int8-qdq-trt", "model.int8.trt.onnx",
+ENCODINGS: dict[str, Encoding] = {e.name: e for e in (
+    Encoding(
+        ARTIFACTS[INT8_TRT_ONNX].encoding, ARTIFACTS[INT8_TRT_ONNX].filename,
         "Q/DQ INT8 for TensorRT explicit quantization: symmetric QInt8 activations (zero point 0), "
         "per-channel symmetric QInt8 weights (FP32 weights behind Q/DQ), FP32 biases",
         True),
-    "int8-qdq-cpu": Encoding(
-        "int8-qdq-cpu", "model.int8.cpu.onnx",
+    Encoding(
+        ARTIFACTS[INT8_CPU_ONNX].encoding, ARTIFACTS[INT8_CPU_ONNX].filename,
         "Q/DQ INT8 for ONNX Runtime on CPU: QUInt8 activations, per-channel symmetric QInt8 weights, "
         "int32 biases (fused to QLinearConv)",
         False),
-}
+)}
 
 
 def _method(name: str) -> Any:
@@ -178,8 +179,6 @@ def quantize_encoding(
     from onnxruntime.quantization import QuantType
     from onnxruntime.quantization.qdq_quantizer import QDQQuantizer
     from onnxruntime.quantization.quant_utils import load_model_with_shape_infer
-
-    from reid_edge.deploy.export_onnx import set_card
 
     if encoding not in ENCODINGS:
         raise ExportError(f"unknown INT8 encoding '{encoding}' (known: {', '.join(ENCODINGS)})")

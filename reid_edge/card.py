@@ -108,3 +108,19 @@ def read_card(model: onnx.ModelProto | str | Path) -> ModelCard:
             return ModelCard.from_json(prop.value)
     raise CheckpointError("ONNX model has no reid-edge model card (metadata_props key "
                           f"'{CARD_KEY}'); export it with `reid-edge export`")
+
+
+def set_card(model: onnx.ModelProto, card: ModelCard) -> None:
+    """Store ``card`` in ``model.metadata_props`` (replacing an older card), plus a doc string."""
+    keep = [p for p in model.metadata_props if p.key != CARD_KEY]
+    del model.metadata_props[:]
+    model.metadata_props.extend(keep)
+    entry = model.metadata_props.add()
+    entry.key = CARD_KEY
+    entry.value = card.to_json()
+    model.doc_string = (
+        f"reid-edge {card.backbone} ({card.encoding}). Input '{INPUT_NAME}' float32 [B,3,{card.input_height},"
+        f"{card.input_width}] {card.channel_order}, mean {list(card.mean)}, std {list(card.std)}. Outputs "
+        f"'{OUTPUT_GLOBAL}' [B,{card.global_dim}] and '{OUTPUT_STRIPES}' [B,{card.num_stripes},{card.stripe_dim}], "
+        "each L2-normalized along the last axis."
+    )

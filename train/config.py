@@ -19,15 +19,12 @@ Example YAML::
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Literal
 
+from reid_edge.artifacts import DEFAULT_RUN_DIR
 from reid_edge.errors import ConfigError
 
 from .method import MethodConfig
-
-DEFAULT_RUN_DIR = Path("runs/train")
-"""Where ``reid-edge train`` writes when ``--out`` is not given (``last.pt``, ``best.pt``, logs)."""
 
 DataFormat = Literal["auto", "market1501", "dukemtmc", "msmt17", "cuhk03", "folder", "unlabeled"]
 Backbone = Literal["resnet50", "resnet34", "resnet18", "mobilenetv2"]

@@ -23,9 +23,6 @@ from .data.datasets import Sample
 if TYPE_CHECKING:
     import torch
 
-DISTANCES = ("combined", "global")
-
-
 def evaluate_rank(
     distmat: np.ndarray,
     q_pids: np.ndarray,

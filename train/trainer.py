@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from reid_edge.artifacts import BEST_CHECKPOINT, LAST_CHECKPOINT
 from reid_edge.errors import CheckpointError, ConfigError, DataError
 from reid_edge.io import atomic_open
 
@@ -246,7 +247,7 @@ class Trainer:
             torch.cuda.set_device(self.device)
         self.log_fn = log or _default_log
         self.show_progress = show_progress and self.dist.is_main
-        last = self.run_dir / "last.pt"
+        last = self.run_dir / LAST_CHECKPOINT
         if not resume and last.exists():
             raise CheckpointError(f"{self.run_dir} already holds a run ({last}); pass --resume to continue it, "
                                   "or choose another --out")
@@ -444,7 +445,7 @@ class Trainer:
         """Train from ``start_epoch`` to ``cfg.epochs``; checkpoint every epoch."""
         cfg = self.cfg
         writer = self._tensorboard()
-        last, best = self.run_dir / "last.pt", self.run_dir / "best.pt"
+        last, best = self.run_dir / LAST_CHECKPOINT, self.run_dir / BEST_CHECKPOINT
         if self.start_epoch >= cfg.epochs:
             self.log(f"nothing to do: {self.start_epoch} of {cfg.epochs} epochs already done")
         for epoch in range(self.start_epoch, cfg.epochs):

@@ -22,11 +22,12 @@ def _choice(value: str | None, allowed: tuple[str, ...], flag: str) -> str | Non
 
 def build_config(config: Path | None, overrides: dict[str, Any], resume: bool) -> Any:
     """YAML (or, with --resume, the run's own stored config) overridden by the flags given."""
+    from reid_edge.artifacts import DEFAULT_RUN_DIR, LAST_CHECKPOINT
     from reid_edge.config import from_dict, load_yaml
-    from reid_edge.train.config import DEFAULT_RUN_DIR, TrainConfig
+    from reid_edge.train.config import TrainConfig
 
     out = Path(overrides.get("out") or DEFAULT_RUN_DIR)
-    last = out / "last.pt"
+    last = out / LAST_CHECKPOINT
     if resume and config is None and last.is_file():
         from reid_edge.train.checkpoint import load_checkpoint
 

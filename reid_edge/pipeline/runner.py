@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from ..artifacts import DEFAULT_RUN_DIR, DEPLOY_PREFERENCE, EXPORT_SUBDIR, LAST_CHECKPOINT, filename
 from ..errors import CheckpointError, PipelineError
 from .associate import AssociationConfig, IdentityView, Interval, Query, match_tracklets
 from .detectors import Detector
@@ -32,10 +33,8 @@ from .tracker import ByteTracker, Track, TrackerConfig
 # The default --model: the newest export of the default run directory, best runtime first.
 # `reid-edge export` writes next to its checkpoint (runs/train/export/) by default.
 DEFAULT_MODEL_SEARCH: tuple[str, ...] = (
-    "runs/train/export/model.engine",
-    "runs/train/export/model.int8.cpu.onnx",
-    "runs/train/export/model.onnx",
-    "runs/train/last.pt",
+    *(f"{DEFAULT_RUN_DIR}/{EXPORT_SUBDIR}/{filename(role)}" for role in DEPLOY_PREFERENCE),
+    f"{DEFAULT_RUN_DIR}/{LAST_CHECKPOINT}",
 )
 
 STAGES = ("decode", "detect", "track", "embed", "associate", "output")
