@@ -19,6 +19,7 @@ import json
 import sys
 import tempfile
 import time
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -85,8 +86,10 @@ def main(argv: list[str] | None = None) -> int:
         export_s = time.perf_counter() - t0
         files = result.files
         models = {"ort-fp32": files[FP32_ONNX], "int8-cpu": files[INT8_CPU_ONNX], "int8-trt": files[INT8_TRT_ONNX]}
-        backends = {k: OnnxRuntimeBackend(p, device="cpu", intra_op_threads=args.threads) for k, p in models.items()}
-        medians = time_interleaved(backends, args.batch, args.iterations, args.repeats)
+        with ExitStack() as stack:
+            backends = {k: stack.enter_context(OnnxRuntimeBackend(p, device="cpu", intra_op_threads=args.threads))
+                        for k, p in models.items()}
+            medians = time_interleaved(backends, args.batch, args.iterations, args.repeats)
     except ReidEdgeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

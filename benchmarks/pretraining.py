@@ -40,8 +40,9 @@ def evaluate_init(data: Path, *, pretrained: str | None, args: argparse.Namespac
     """mAP / rank-1 of the freshly initialized model (what training starts from) on the test split."""
     import torch
 
+    from reid_edge.backends.torch_backend import TorchBackend
     from reid_edge.train.data.datasets import evaluation_split, read_dataset
-    from reid_edge.train.evaluate import TorchModelBackend, evaluate, model_card_for
+    from reid_edge.train.evaluate import evaluate, model_card_for
     from reid_edge.train.models import build_model
 
     split = evaluation_split(read_dataset(data, "market1501"))
@@ -51,7 +52,7 @@ def evaluate_init(data: Path, *, pretrained: str | None, args: argparse.Namespac
     model = build_model("mobilenetv2", num_stripes=args.stripes, embed_dim=args.embed_dim, pretrained=pretrained)
     model.eval()
     card = model_card_for(model, args.height, args.width)
-    res = evaluate(TorchModelBackend(model, card, torch.device("cpu")), split[0], split[1], distance="combined")
+    res = evaluate(TorchBackend.from_model(model, card, torch.device("cpu")), split[0], split[1], distance="combined")
     return {"mAP": res.mAP, "rank1": res.rank1}
 
 

@@ -61,14 +61,7 @@ def load_checkpoint_model(path: str | Path) -> tuple[torch.nn.Module, ModelCard,
         raise CheckpointError(f"checkpoint {p} does not exist (train one with `reid-edge train` or pass --checkpoint)")
     from reid_edge.train.checkpoint import load_model
 
-    try:
-        model, card, ckpt = load_model(p, map_location="cpu")
-    except CheckpointError:
-        raise
-    except Exception as exc:  # torch.load of a non-checkpoint raises many kinds of errors
-        raise CheckpointError(f"{p} is not a reid-edge checkpoint ({type(exc).__name__}: {exc})") from None
-    model.eval()
-    return model, card, ckpt
+    return load_model(p, map_location="cpu")
 
 
 def card_for_onnx(card: ModelCard, opset: int, checkpoint: str | Path | None = None) -> ModelCard:

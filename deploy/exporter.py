@@ -8,6 +8,7 @@ functions only.
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -189,8 +190,8 @@ def _export_fp16(fp32_path: Path, out: Path, console: Any) -> Path:
     from reid_edge.preprocess import preprocess_for_card
 
     save_onnx(convert_onnx_fp16(onnx.load(str(fp32_path))), out)
-    ref, cand = OnnxRuntimeBackend(fp32_path, device="cpu"), OnnxRuntimeBackend(out, device="cpu")
-    agree = backend_agreement(ref, cand, preprocess_for_card(fixed_crops(), ref.card))
+    with OnnxRuntimeBackend(fp32_path, device="cpu") as ref, OnnxRuntimeBackend(out, device="cpu") as cand:
+        agree = backend_agreement(ref, cand, preprocess_for_card(fixed_crops(), ref.card))
     worst = float(min(agree["global"].min(), agree["stripes"].min()))
     if worst < 0.999:
         raise ExportError(f"FP16 graph disagrees with FP32 (min cosine {worst:.5f} < 0.999)")
@@ -261,12 +262,13 @@ def _export_int8(result: ExportResult, fp32_path: Path, fp32_card: Any, calib_se
     else:
         report_images = images[:MAX_REPORT_CROPS]
         crops_source = f"{len(report_images)} of the calibration images (no other held-aside images left)"
-    fp32 = OnnxRuntimeBackend(fp32_path, device="cpu")
-    int8 = {name: OnnxRuntimeBackend(path, device="cpu") for name, path in paths.items()}
-    report = build_report(fp32, int8, report_images, crops_source, eval_data, min_cosine=min_cosine, extra={
-        "calibration": {"method": method, "images": len(images), "sha256": calib_hash, "source": source},
-        "fp32": fp32_path.name,
-    })
+    with ExitStack() as stack:
+        fp32 = stack.enter_context(OnnxRuntimeBackend(fp32_path, device="cpu"))
+        int8 = {name: stack.enter_context(OnnxRuntimeBackend(path, device="cpu")) for name, path in paths.items()}
+        report = build_report(fp32, int8, report_images, crops_source, eval_data, min_cosine=min_cosine, extra={
+            "calibration": {"method": method, "images": len(images), "sha256": calib_hash, "source": source},
+            "fp32": fp32_path.name,
+        })
     result.report = report
     console.print(render_report(report))
     for warning in report["warnings"]:

@@ -106,11 +106,8 @@ def parity_gate(
 
     images = preprocess_for_card(crops if crops is not None else fixed_crops(), card)
     ref = torch_outputs(model, images)
-    backend = OnnxRuntimeBackend(onnx_path, device="cpu")
-    try:
+    with OnnxRuntimeBackend(onnx_path, device="cpu") as backend:
         got = backend.infer({INPUT_NAME: images})
-    finally:
-        backend.close()
     want = {OUTPUT_GLOBAL: (len(images), card.global_dim),
             OUTPUT_STRIPES: (len(images), card.num_stripes, card.stripe_dim)}
     for key, shape in want.items():

@@ -1,9 +1,9 @@
 """Evaluation: features through the Backend protocol, distances, CMC/mAP and re-ranking.
 
 The cores (:func:`evaluate_rank`, :func:`re_ranking`) are pure numpy. Features come from any
-:class:`reid_edge.backends.Backend` (checkpoint, ONNX, TensorRT); an in-memory torch model is
-wrapped in :class:`TorchModelBackend` so that training-time evaluation runs the very same
-preprocessing and inference path as the deployed artifacts.
+:class:`reid_edge.backends.Backend` (checkpoint, ONNX, TensorRT); an in-memory torch model goes
+through :meth:`reid_edge.backends.torch_backend.TorchBackend.from_model`, so that training-time
+evaluation runs the very same preprocessing and inference path as the deployed artifacts.
 """
 
 from __future__ import annotations
@@ -15,13 +15,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from reid_edge.backends.base import Backend
-from reid_edge.card import OUTPUT_GLOBAL, OUTPUT_STRIPES, ModelCard
+from reid_edge.card import ModelCard
 from reid_edge.errors import DataError
 
 from .data.datasets import Sample
 
 if TYPE_CHECKING:
-    import torch
+    pass
 
 def evaluate_rank(
     distmat: np.ndarray,
@@ -143,36 +143,6 @@ def model_card_for(model: Any, height: int, width: int, lambda_g: float = 0.5,
                      num_stripes=cfg.num_stripes, stripe_dim=stripe_dim, lambda_g=lambda_g, extra=dict(extra or {}))
 
 
-class TorchModelBackend(Backend):
-    """Adapter: an in-memory torch model behind the Backend protocol (training-time evaluation).
-
-    Runs in eval mode without gradients, in float32; restores the model's train/eval mode after
-    each call.
-    """
-
-    name = "pytorch-in-memory"
-
-    def __init__(self, model: torch.nn.Module, card: ModelCard, device: str | torch.device = "cpu") -> None:
-        import torch
-
-        self.model = model
-        self.card = card
-        self.device = torch.device(device)
-        self.max_batch = None
-
-    def _infer(self, images: np.ndarray) -> dict[str, np.ndarray]:
-        import torch
-
-        was_training = self.model.training
-        self.model.eval()
-        try:
-            with torch.no_grad():
-                g, s = self.model(torch.from_numpy(images).to(self.device))
-        finally:
-            self.model.train(was_training)
-        return {OUTPUT_GLOBAL: g.float().cpu().numpy(), OUTPUT_STRIPES: s.float().cpu().numpy()}
-
-
 def extract_features(backend_or_model: Any, samples: Sequence[Sample], batch_size: int = 64,
                      card: ModelCard | None = None, device: str = "cpu") -> tuple[np.ndarray, np.ndarray]:
     """Embed the crops of ``samples``.
@@ -187,7 +157,9 @@ def extract_features(backend_or_model: Any, samples: Sequence[Sample], batch_siz
 
     backend = backend_or_model
     if not isinstance(backend, Backend):
-        backend = TorchModelBackend(backend_or_model, card or model_card_for(backend_or_model, 256, 128), device)
+        from reid_edge.backends.torch_backend import TorchBackend
+
+        backend = TorchBackend.from_model(backend_or_model, card or model_card_for(backend_or_model, 256, 128), device)
     g_parts: list[np.ndarray] = []
     s_parts: list[np.ndarray] = []
     for start in range(0, len(samples), batch_size):

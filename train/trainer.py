@@ -39,6 +39,7 @@ import numpy as np
 import torch
 
 from reid_edge.artifacts import BEST_CHECKPOINT, LAST_CHECKPOINT
+from reid_edge.backends.torch_backend import TorchBackend, resolve_torch_device
 from reid_edge.errors import CheckpointError, ConfigError, DataError
 from reid_edge.io import atomic_open
 
@@ -53,7 +54,7 @@ from .data.datasets import (
     split_calibration,
 )
 from .data.loader import build_plain_loader, build_train_loader, set_loader_epoch, worker_seed_everything
-from .evaluate import EvalResult, TorchModelBackend, evaluate, model_card_for
+from .evaluate import EvalResult, evaluate, model_card_for
 
 CSV_COLUMNS = ("epoch", "warmup", "loss", "loss_global", "loss_local", "acc_global", "acc_local", "images_per_s",
                "lr", "seconds", "mAP", "rank1", "rank5", "rank10")
@@ -111,17 +112,6 @@ def all_gather_cat(t: torch.Tensor, world_size: int) -> torch.Tensor:
     parts = [torch.empty_like(padded) for _ in range(world_size)]
     dist.all_gather(parts, padded.contiguous())
     return torch.cat([p[:c] for p, c in zip(parts, counts)])
-
-
-def resolve_device(name: str, local_rank: int = 0) -> torch.device:
-    """``auto`` -> CUDA when available; ``cuda`` without CUDA is a ConfigError."""
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda":
-        if not torch.cuda.is_available():
-            raise ConfigError("device 'cuda' asked for, but this PyTorch sees no CUDA device (use --device cpu)")
-        return torch.device("cuda", local_rank)
-    return torch.device("cpu")
 
 
 @dataclass
@@ -241,7 +231,7 @@ class Trainer:
 
         self.cfg = cfg
         self.run_dir = Path(cfg.out)
-        self.device = resolve_device(cfg.device, int(os.environ.get("LOCAL_RANK", 0)))
+        self.device = torch.device(resolve_torch_device(cfg.device, int(os.environ.get("LOCAL_RANK", 0))))
         self.dist = setup_distributed(self.device.type)
         if self.device.type == "cuda":
             torch.cuda.set_device(self.device)
@@ -417,7 +407,7 @@ class Trainer:
 
     def evaluate(self) -> EvalResult:
         """mAP/CMC of the current model on the query/gallery split (main rank)."""
-        backend = TorchModelBackend(self.model, self.card, self.device)
+        backend = TorchBackend.from_model(self.model, self.card, self.device)
         return evaluate(backend, self.data.query, self.data.gallery, batch_size=self.cfg.eval_batch_size,
                         distance=self.cfg.eval_distance, lambda_g=self.cfg.method.lambda_g,
                         lambda_c=self.cfg.method.lambda_c)

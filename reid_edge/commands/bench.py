@@ -37,11 +37,8 @@ def register(app: typer.Typer) -> None:
         console = Console(width=max(Console().width, 120))  # pipes default to 80 columns
         results = []
         for path in models:
-            backend = load_backend(path, device=device)
-            try:
+            with load_backend(path, device=device) as backend:
                 results.extend(bench_backend(backend, path.name, batches, iterations, warmup))
-            finally:
-                backend.close()
         console.print(render_results(results))
         if json_out is not None:
             atomic_write_json(json_out, {"results": [r.to_dict() for r in results],

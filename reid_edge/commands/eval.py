@@ -66,12 +66,9 @@ def register(app: typer.Typer) -> None:
             raise DataError(f"{data} has no query/gallery split with identities to evaluate on")
         query = check_readable(split[0])
         gallery = query if split[1] is split[0] else check_readable(split[1])
-        backend = load_backend(checkpoint, device=device)
-        try:
+        with load_backend(checkpoint, device=device) as backend:
             result = evaluate(backend, query, gallery, batch_size=batch_size, distance=distance,
                               lambda_c=_lambda_c(backend), rerank=rerank)
-        finally:
-            backend.close()
         summary = result.to_dict()
         typer.echo(f"{checkpoint.name} on {data} ({dataset.name}): {summary['num_query']} query, "
                    f"{summary['num_gallery']} gallery, distance {distance}{', re-ranked' if rerank else ''}")

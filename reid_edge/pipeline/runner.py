@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from ..artifacts import DEFAULT_RUN_DIR, DEPLOY_PREFERENCE, EXPORT_SUBDIR, LAST_CHECKPOINT, filename
+from ..backends.base import Backend
 from ..errors import CheckpointError, PipelineError
 from .associate import AssociationConfig, IdentityView, Interval, Query, match_tracklets
 from .detectors import Detector
@@ -108,7 +109,7 @@ class CameraState:
 class Pipeline:
     """One multi-camera run. Build it, then call :meth:`run` once."""
 
-    def __init__(self, sources: list[FrameSource], detectors: list[Detector], backend: Any, writer: ResultWriter,
+    def __init__(self, sources: list[FrameSource], detectors: list[Detector], backend: Backend, writer: ResultWriter,
                  config: PipelineConfig | None = None, layout: CameraLayout | None = None,
                  video_dir: str | Path | None = None, show: bool = False,
                  progress: Callable[[str, int, int | None], None] | None = None) -> None:
@@ -440,7 +441,7 @@ def _asdict(obj: Any) -> dict[str, Any]:
     return dataclasses.asdict(obj)
 
 
-def run_pipeline(cameras: list[str], out_dir: str | Path, backend: Any, detector: str = "motion",
+def run_pipeline(cameras: list[str], out_dir: str | Path, backend: Backend, detector: str = "motion",
                  detections_dir: str | Path | None = None, camera_names: list[str] | None = None,
                  layout: CameraLayout | None = None, config: PipelineConfig | None = None,
                  max_frames: int | None = None, save_video: bool = False, show: bool = False,
