@@ -98,6 +98,7 @@ def run_export(options: ExportOptions, console: Any = None, has_tensorrt: bool |
     from rich.console import Console
 
     from reid_edge.calibration.calib_set import DEFAULT_CALIBRATION_SIZE, MIN_CALIBRATION_IMAGES
+    from reid_edge.calibration.quantize import CALIBRATION_METHODS
     from reid_edge.calibration.report import DEFAULT_MIN_COSINE
     from reid_edge.deploy.capabilities import plan_export
     from reid_edge.io import prepare_out_dir
@@ -130,7 +131,7 @@ def run_export(options: ExportOptions, console: Any = None, has_tensorrt: bool |
     calib_set = None
     if plan.int8:  # check the calibration images before any long work
         calib_set = _calibration_set(ckpt, card, o.calib, o.calib_size or DEFAULT_CALIBRATION_SIZE,
-                                     o.calib_method or "minmax", console)
+                                     o.calib_method or CALIBRATION_METHODS[0], console)
     out_dir = prepare_out_dir(out_dir, o.overwrite)
     result = ExportResult(out_dir, ckpt_path)
     fp32_path, fp32_card = export_onnx(model, card, out_dir / filename(FP32_ONNX), opset=plan.opset,

@@ -91,6 +91,13 @@ def role_for_encoding(encoding: str) -> str:
     raise KeyError(encoding)
 
 
+# The default --model of `reid-edge run`: the newest export of the default run directory, best
+# runtime first, then the checkpoint itself.
+DEFAULT_MODEL_SEARCH: tuple[str, ...] = (
+    *(f"{DEFAULT_RUN_DIR}/{EXPORT_SUBDIR}/{filename(role)}" for role in DEPLOY_PREFERENCE),
+    f"{DEFAULT_RUN_DIR}/{LAST_CHECKPOINT}",
+)
+
 ENGINE_MAGIC = b"REIDEDGE-ENGINE\n"
 ENGINE_FORMAT_VERSION = 1
 MAX_HEADER_BYTES = 1 << 20

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import CheckpointError
+from .names import DEFAULT_LAMBDA_C
 
 if TYPE_CHECKING:
     import onnx
@@ -52,6 +53,7 @@ class ModelCard:
     calibration_sha256: str | None = None
     calibration_method: str | None = None
     lambda_g: float = 0.5
+    lambda_c: float = DEFAULT_LAMBDA_C  # same-camera penalty of the combined distance (the run's method setting)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> str:
@@ -74,6 +76,10 @@ class ModelCard:
         if "backbone" not in data:
             raise CheckpointError("model card lacks 'backbone'")
         kwargs = dict(data)
+        extra = dict(kwargs.get("extra") or {})
+        if "lambda_c" not in kwargs and "lambda_c" in extra:  # cards written before lambda_c had a field
+            kwargs["lambda_c"] = float(extra.pop("lambda_c"))
+            kwargs["extra"] = extra
         for key in ("mean", "std"):
             if key in kwargs:
                 kwargs[key] = tuple(float(v) for v in kwargs[key])

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -17,6 +18,7 @@ import numpy as np
 from reid_edge.backends.base import Backend
 from reid_edge.card import ModelCard
 from reid_edge.errors import DataError
+from reid_edge.names import DEFAULT_LAMBDA_C
 
 from .data.datasets import Sample
 
@@ -135,12 +137,13 @@ def re_ranking(
 
 
 def model_card_for(model: Any, height: int, width: int, lambda_g: float = 0.5,
-                   extra: dict[str, Any] | None = None) -> ModelCard:
+                   extra: dict[str, Any] | None = None, lambda_c: float = DEFAULT_LAMBDA_C) -> ModelCard:
     """The :class:`ModelCard` of an in-memory model built by ``build_model``."""
     cfg = model.config
     stripe_dim = int(getattr(cfg, "stripe_dim", cfg.embed_dim // cfg.num_stripes))
     return ModelCard(backbone=cfg.backbone, input_height=height, input_width=width, global_dim=cfg.embed_dim,
-                     num_stripes=cfg.num_stripes, stripe_dim=stripe_dim, lambda_g=lambda_g, extra=dict(extra or {}))
+                     num_stripes=cfg.num_stripes, stripe_dim=stripe_dim, lambda_g=lambda_g, lambda_c=lambda_c,
+                     extra=dict(extra or {}))
 
 
 def extract_features(backend_or_model: Any, samples: Sequence[Sample], batch_size: int = 64,
@@ -215,7 +218,7 @@ def distance_matrix(a_global: np.ndarray, b_global: np.ndarray, a_stripes: np.nd
 def evaluate_features(
     q: tuple[np.ndarray, np.ndarray], g: tuple[np.ndarray, np.ndarray],
     query: Sequence[Sample], gallery: Sequence[Sample], *,
-    distance: str = "combined", lambda_g: float = 0.5, lambda_c: float = 0.05, rerank: bool = False,
+    distance: str = "combined", lambda_g: float = 0.5, lambda_c: float = DEFAULT_LAMBDA_C, rerank: bool = False,
     max_rank: int = 50,
 ) -> EvalResult:
     """Metrics from already extracted ``(global, stripes)`` features of query and gallery."""
@@ -234,7 +237,7 @@ def evaluate_features(
 
 def evaluate(
     backend_or_model: Any, query: Sequence[Sample], gallery: Sequence[Sample], *,
-    batch_size: int = 64, distance: str = "combined", lambda_g: float | None = None, lambda_c: float = 0.05,
+    batch_size: int = 64, distance: str = "combined", lambda_g: float | None = None, lambda_c: float = DEFAULT_LAMBDA_C,
     rerank: bool = False, card: ModelCard | None = None, device: str = "cpu",
 ) -> EvalResult:
     """Extract features and compute CMC/mAP (Market protocol).
@@ -253,3 +256,38 @@ def evaluate(
             card.lambda_g if card else 0.5)
     return evaluate_features(qf, gf, query, gallery, distance=distance, lambda_g=lambda_g, lambda_c=lambda_c,
                              rerank=rerank)
+
+
+@dataclass(frozen=True)
+class DatasetEval:
+    """:func:`evaluate_artifact`'s answer: the metrics and what they were measured on."""
+
+    result: EvalResult
+    dataset_name: str
+
+
+def evaluate_artifact(model: str | Path, data: str | Path, fmt: str = "auto", *, distance: str = "combined",
+                      device: str = "auto", batch_size: int = 64, rerank: bool = False,
+                      cuhk03_variant: str = "detected") -> DatasetEval:
+    """Evaluate a checkpoint, ONNX model or engine on the query/gallery split of a dataset folder.
+
+    The combined distance uses the artifact card's ``lambda_g`` and ``lambda_c`` (the run's settings).
+
+    Raises:
+        DataError: no query/gallery split with identities, or unreadable images.
+        CheckpointError, BackendError: the model cannot be opened.
+    """
+    from reid_edge.backends import load_backend
+
+    from .data.datasets import check_readable, evaluation_split, read_dataset
+
+    dataset = read_dataset(data, fmt, cuhk03_variant)
+    split = evaluation_split(dataset)
+    if split is None:
+        raise DataError(f"{data} has no query/gallery split with identities to evaluate on")
+    query = check_readable(split[0])
+    gallery = query if split[1] is split[0] else check_readable(split[1])
+    with load_backend(model, device=device) as backend:
+        result = evaluate(backend, query, gallery, batch_size=batch_size, distance=distance,
+                          lambda_c=backend.card.lambda_c, rerank=rerank)
+    return DatasetEval(result, dataset.name)

@@ -259,7 +259,7 @@ class Trainer:
             report = getattr(self.model, "pretrained_report", None)
             self.log(f"pretrained backbone: {report.summary() if hasattr(report, 'summary') else cfg.pretrained}")
         self.card = model_card_for(self.model, cfg.height, cfg.width, cfg.method.lambda_g,
-                                   extra={"lambda_c": cfg.method.lambda_c})
+                                   lambda_c=cfg.method.lambda_c)
 
         cameras = torch.tensor([s.camid for s in self.data.train], dtype=torch.long)
         groups = self._groups() if cfg.tracklet_positives else None

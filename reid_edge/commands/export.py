@@ -6,30 +6,39 @@ from pathlib import Path
 
 import typer
 
+from ..artifacts import DEFAULT_RUN_DIR
+from ..calibration.calib_set import DEFAULT_CALIBRATION_SIZE, MIN_CALIBRATION_IMAGES
+from ..calibration.quantize import CALIBRATION_METHODS
+from ..calibration.report import DEFAULT_MIN_COSINE, WARN_COSINE
+from ..deploy.capabilities import DEFAULT_BATCH, DEFAULT_OPSET, FORMATS, MAX_OPSET, MIN_OPSET
+
 
 def register(app: typer.Typer) -> None:
     @app.command("export")
     def export(
-        checkpoint: Path | None = typer.Option(None, "--checkpoint", help="Checkpoint (default: newest in runs/train)."
+        checkpoint: Path | None = typer.Option(None, "--checkpoint", help="Checkpoint (default: newest in "
+                                               f"{DEFAULT_RUN_DIR})."
                                                ),
         out: Path | None = typer.Option(None, "--out", help="Output folder (default: <checkpoint folder>/export)."),
-        format: str | None = typer.Option(None, "--format", help="onnx | engine (default: engine where TensorRT "
-                                          "imports, else onnx)."),
+        format: str | None = typer.Option(None, "--format", help=" | ".join(FORMATS) + " (default: engine where "
+                                          "TensorRT imports, else onnx)."),
         int8: bool = typer.Option(False, "--int8", help="INT8 Q/DQ (TensorRT and ORT-CPU encodings) from one "
                                   "calibration."),
         fp16: bool = typer.Option(False, "--fp16", help="FP16 (FP16 ONNX graph; FP16 engine with --format engine)."),
         calib: Path | None = typer.Option(None, "--calib", help="Folder of held-aside TRAINING crops (default: the "
                                           "calibration images recorded in the checkpoint)."),
         calib_size: int | None = typer.Option(None, "--calib-size", help="Calibration images to use "
-                                              "(default 128, min 16)."),
-        calib_method: str | None = typer.Option(None, "--calib-method", help="minmax (default; fastest, least memory) "
-                                                "| entropy | percentile."),
-        batch: str | None = typer.Option(None, "--batch", help="TensorRT profile MIN,OPT,MAX (default 1,8,32)."),
-        opset: int = typer.Option(17, "--opset", help="ONNX opset, 13..20."),
+                                              f"(default {DEFAULT_CALIBRATION_SIZE}, min {MIN_CALIBRATION_IMAGES})."),
+        calib_method: str | None = typer.Option(None, "--calib-method", help=f"{CALIBRATION_METHODS[0]} (default; "
+                                                "fastest, least memory) | " + " | ".join(CALIBRATION_METHODS[1:])
+                                                + "."),
+        batch: str | None = typer.Option(None, "--batch", help="TensorRT profile MIN,OPT,MAX (default "
+                                     + ",".join(map(str, DEFAULT_BATCH)) + ")."),
+        opset: int = typer.Option(DEFAULT_OPSET, "--opset", help=f"ONNX opset, {MIN_OPSET}..{MAX_OPSET}."),
         eval_data: Path | None = typer.Option(None, "--eval-data", help="Labelled dataset: add FP32 vs INT8 mAP/rank-1 "
                                               "to the INT8 report."),
         min_cosine: float | None = typer.Option(None, "--min-cosine", help="Fail below this mean FP32-vs-INT8 cosine "
-                                                "(default 0.95; warns below 0.99)."),
+                                                f"(default {DEFAULT_MIN_COSINE}; warns below {WARN_COSINE})."),
         overwrite: bool = typer.Option(False, "--overwrite", help="Write into a non-empty output folder."),
     ) -> None:
         """Export a checkpoint to ONNX, Q/DQ INT8 ONNX and TensorRT engines.

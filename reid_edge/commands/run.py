@@ -9,7 +9,9 @@ from typing import Any
 
 import typer
 
+from ..artifacts import DEFAULT_MODEL_SEARCH
 from ..cli_support import MultiValueCommand
+from ..names import DEFAULT_MAX_DISTANCE
 
 
 def _print_summary(summary: dict[str, Any], out: Path) -> None:
@@ -59,8 +61,7 @@ def register(app: typer.Typer) -> None:
         camera_names: list[str] = typer.Option(None, "--camera-names", help="Names for the cameras (default: "
                                                "file stems, or the layout's names)."),
         model: Path = typer.Option(None, "--model", help="Checkpoint, ONNX (FP32/INT8) or engine. Default: "
-                                   "runs/train/export/model.engine, model.int8.cpu.onnx, model.onnx there, "
-                                   "then runs/train/last.pt."),
+                                   "the first of " + ", ".join(DEFAULT_MODEL_SEARCH) + "."),
         device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
         detector: str = typer.Option("motion", "--detector", help="motion, hog, hog+motion or yolo:PATH.onnx."),
         detections: Path = typer.Option(None, "--detections", help="Folder of MOT det files <camera>.txt or "
@@ -74,7 +75,7 @@ def register(app: typer.Typer) -> None:
         embed_budget: int = typer.Option(None, "--embed-budget", min=1, help="At most N crops embedded per step "
                                          "(all cameras; new tracks first). Lower it for heavy models on CPU."),
         max_distance: float = typer.Option(None, "--max-distance", help="Cross-camera match gate "
-                                           "(combined distance, 0..2)."),
+                                           f"(combined distance, 0..2) [default: {DEFAULT_MAX_DISTANCE}]."),
         save_video: bool = typer.Option(False, "--save-video", help="Write <camera>.annotated.mp4 to --out."),
         show: bool = typer.Option(False, "--show", help="Live windows (needs a display and a GUI OpenCV)."),
         skip_bad_cameras: bool = typer.Option(False, "--skip-bad-cameras", help="Go on without cameras that "
@@ -95,30 +96,16 @@ def register(app: typer.Typer) -> None:
         events.jsonl (one line per tracklet), summary.json. Ctrl-C stops, flushes and prints the summary.
         """
         from ..backends import load_backend
-        from ..config import load_yaml, to_dict
+        from ..config import load_yaml
         from ..errors import ConfigError, PipelineError
         from ..io import prepare_out_dir
         from ..pipeline.layout import load_layout
-        from ..pipeline.runner import DEFAULT_MODEL_SEARCH, PipelineConfig, find_default_model, run_pipeline
+        from ..pipeline.runner import PipelineConfig, find_default_model, run_pipeline
 
         if show and sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or
                                                                os.environ.get("WAYLAND_DISPLAY")):
             raise PipelineError("--show needs a display (DISPLAY is not set); use --save-video instead")
-        cfg = load_yaml(PipelineConfig, config)
-        overrides: dict[str, Any] = {}
-        if reid_every is not None:
-            overrides.setdefault("reid", {})["every_k"] = reid_every
-        if embed_budget is not None:
-            overrides.setdefault("reid", {})["max_per_step"] = embed_budget
-        if max_distance is not None:
-            overrides.setdefault("association", {})["max_distance"] = max_distance
-        if overrides:
-            data = to_dict(cfg)
-            for k, v in overrides.items():
-                data[k] = {**data[k], **v}
-            from ..config import from_dict
-
-            cfg = from_dict(PipelineConfig, data)
+        cfg = load_yaml(PipelineConfig, config).with_overrides(reid_every, embed_budget, max_distance)
         lay = load_layout(layout) if layout is not None else None
         if not cameras:
             if lay is None or not lay.cameras or any(c.source is None for c in lay.cameras):

@@ -38,6 +38,7 @@ import numpy as np
 
 from ..distance import combined_distance
 from ..errors import ConfigError
+from ..names import DEFAULT_MAX_DISTANCE
 from .layout import CameraLayout
 from .tracker import assign
 
@@ -49,7 +50,7 @@ class AssociationConfig:
     # gate on the combined distance (unit vectors: 0..2). 1.0 gave the best cross-camera IDF1 for
     # each trained model measured (demo site footage, adaptation benchmark, synth-crops model):
     # see the README's results.
-    max_distance: float = 1.0
+    max_distance: float = DEFAULT_MAX_DISTANCE
     decide_after_s: float = 2.0
     min_tracklet_frames: int = 5
     lambda_g: float | None = None  # None: the model card's value

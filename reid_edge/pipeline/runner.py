@@ -12,6 +12,7 @@ protocol, so an ONNX or TensorRT model runs without torch.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from ..artifacts import DEFAULT_RUN_DIR, DEPLOY_PREFERENCE, EXPORT_SUBDIR, LAST_CHECKPOINT, filename
+from ..artifacts import DEFAULT_MODEL_SEARCH
 from ..backends.base import Backend
 from ..errors import CheckpointError, PipelineError
 from .associate import AssociationConfig, IdentityView, Interval, Query, match_tracklets
@@ -30,13 +31,6 @@ from .outputs import ResultWriter, Row, annotate
 from .reid import Appearance, EmbedState, ReidConfig, box_quality, schedule
 from .sources import FrameSource
 from .tracker import ByteTracker, Track, TrackerConfig
-
-# The default --model: the newest export of the default run directory, best runtime first.
-# `reid-edge export` writes next to its checkpoint (runs/train/export/) by default.
-DEFAULT_MODEL_SEARCH: tuple[str, ...] = (
-    *(f"{DEFAULT_RUN_DIR}/{EXPORT_SUBDIR}/{filename(role)}" for role in DEPLOY_PREFERENCE),
-    f"{DEFAULT_RUN_DIR}/{LAST_CHECKPOINT}",
-)
 
 STAGES = ("decode", "detect", "track", "embed", "associate", "output")
 
@@ -63,6 +57,18 @@ class PipelineConfig:
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
     reid: ReidConfig = field(default_factory=ReidConfig)
     association: AssociationConfig = field(default_factory=AssociationConfig)
+
+    def with_overrides(self, reid_every: int | None = None, embed_budget: int | None = None,
+                       max_distance: float | None = None) -> PipelineConfig:
+        """This config with the values of ``reid-edge run``'s flags that were given (None: keep)."""
+        reid, assoc = self.reid, self.association
+        if reid_every is not None:
+            reid = dataclasses.replace(reid, every_k=reid_every)
+        if embed_budget is not None:
+            reid = dataclasses.replace(reid, max_per_step=embed_budget)
+        if max_distance is not None:
+            assoc = dataclasses.replace(assoc, max_distance=max_distance)
+        return dataclasses.replace(self, reid=reid, association=assoc)
 
 
 @dataclass
@@ -436,8 +442,6 @@ class Pipeline:
 
 
 def _asdict(obj: Any) -> dict[str, Any]:
-    import dataclasses
-
     return dataclasses.asdict(obj)
 
 
@@ -471,3 +475,22 @@ def run_pipeline(cameras: list[str], out_dir: str | Path, backend: Backend, dete
         pipe = Pipeline(sources, detectors, backend, writer, config, layout,
                         video_dir=out if save_video else None, show=show, progress=progress)
         return pipe.run(max_frames=max_frames)
+
+
+def run_cameras(cameras: list[str], out_dir: str | Path, model: str | Path, *, overwrite: bool = False,
+                device: str = "auto", **options: Any) -> dict[str, Any]:
+    """``reid-edge run`` as a function: prepare ``out_dir``, open ``model``, :func:`run_pipeline`, close.
+
+    Args:
+        model: checkpoint, ONNX model or engine (its format is read from the content).
+        options: the other keyword arguments of :func:`run_pipeline`.
+    Raises:
+        ConfigError: ``out_dir`` is not empty and ``overwrite`` is off; see :func:`run_pipeline`.
+    """
+    from ..backends import load_backend
+    from ..io import prepare_out_dir
+
+    with load_backend(model, device=device) as backend:
+        out = prepare_out_dir(out_dir, overwrite=overwrite)
+        return run_pipeline(list(cameras), out, backend, device=device, **options)
+

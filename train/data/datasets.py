@@ -29,9 +29,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from reid_edge.errors import DataError
+from reid_edge.names import DATA_FORMATS
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp")
-FORMATS = ("market1501", "dukemtmc", "msmt17", "cuhk03", "folder", "unlabeled")
 MANIFEST_NAME = "manifest.csv"
 MANIFEST_COLUMNS = ("path", "camera", "tracklet", "frame")
 
@@ -301,7 +301,7 @@ def read_dataset(root: str | Path, fmt: str = "auto", cuhk03_variant: str = "det
         return read_folder(root)
     if fmt == "unlabeled":
         return read_unlabeled(root)
-    raise DataError(f"unknown dataset format {fmt!r} (known: auto, {', '.join(FORMATS)})")
+    raise DataError(f"unknown dataset format {fmt!r} (known: auto, {', '.join(DATA_FORMATS)})")
 
 
 def check_readable(samples: Sequence[Sample], max_bad_fraction: float = 0.01) -> list[Sample]:

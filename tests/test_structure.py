@@ -1,0 +1,80 @@
+"""Structure rules of issue 16 that a refactor could silently break."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+LIBRARY = ("reid_edge", "train", "deploy", "calibration", "benchmarks", "scripts")
+CLI = {ROOT / "reid_edge" / "cli.py", ROOT / "reid_edge" / "__main__.py"}
+
+
+def _imports(path: Path) -> set[str]:
+    """Absolute names of every module ``path`` imports (relative imports resolved within reid_edge)."""
+    tree = ast.parse(path.read_text())
+    rel = path.relative_to(ROOT).with_suffix("")
+    package = ["reid_edge", *rel.parts[:-1]] if rel.parts[0] != "reid_edge" else list(rel.parts[:-1])
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = package[:len(package) - node.level + 1] if node.level else []
+            mod = ".".join([*base, *(node.module.split(".") if node.module else [])])
+            names.add(mod)
+            names.update(f"{mod}.{a.name}" for a in node.names)
+    return names
+
+
+def test_nothing_outside_the_cli_imports_the_cli_or_its_commands() -> None:
+    offenders = []
+    for folder in LIBRARY:
+        for path in (ROOT / folder).rglob("*.py"):
+            if path in CLI or (ROOT / "reid_edge" / "commands") in path.parents:
+                continue
+            bad = {n for n in _imports(path) if n in ("reid_edge.cli", "reid_edge.commands")
+                   or n.startswith(("reid_edge.cli.", "reid_edge.commands."))}
+            if bad:
+                offenders.append(f"{path.relative_to(ROOT)}: {sorted(bad)}")
+    assert not offenders, offenders
+
+
+def test_the_names_module_is_what_the_registries_build() -> None:
+    from reid_edge.errors import ConfigError
+    from reid_edge.names import BACKBONES, DATA_FORMATS, DEFAULT_LAMBDA_C, DEFAULT_MAX_DISTANCE
+    from reid_edge.pipeline.associate import AssociationConfig
+    from reid_edge.train.config import TrainConfig
+    from reid_edge.train.method import MethodConfig
+    from reid_edge.train.models import build_backbone
+
+    for name in BACKBONES:
+        assert build_backbone(name) is not None
+    with pytest.raises(ConfigError):
+        build_backbone("resnet101")
+    assert "unlabeled" in DATA_FORMATS
+    assert MethodConfig().lambda_c == DEFAULT_LAMBDA_C and AssociationConfig().max_distance == DEFAULT_MAX_DISTANCE
+    with pytest.raises(ConfigError, match="backbone"):
+        TrainConfig(backbone="resnet101")  # type: ignore[arg-type]
+
+
+def test_card_lambda_c_is_a_typed_field_and_old_cards_still_read() -> None:
+    from reid_edge.card import ModelCard
+    from reid_edge.names import DEFAULT_LAMBDA_C
+
+    assert ModelCard(backbone="resnet18").lambda_c == DEFAULT_LAMBDA_C
+    old = ModelCard.from_dict({"backbone": "resnet18", "extra": {"lambda_c": 1.0, "note": "x"}})
+    assert old.lambda_c == 1.0 and old.extra == {"note": "x"}
+    assert ModelCard.from_json(ModelCard(backbone="resnet18", lambda_c=0.5).to_json()).lambda_c == 0.5
+
+
+def test_names_and_train_config_import_without_torch() -> None:
+    code = ("import sys\nimport reid_edge.names, reid_edge.artifacts, reid_edge.train.config\n"
+            "print('LOADED', [m for m in ('torch', 'onnx', 'onnxruntime') if m in sys.modules])\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "LOADED []" in proc.stdout
