@@ -29,13 +29,13 @@ import numpy as np
 
 from reid_edge.artifacts import ARTIFACTS, INT8_CPU_ONNX, INT8_TRT_ONNX
 from reid_edge.card import ModelCard, set_card
-from reid_edge.deploy.capabilities import MIN_OPSET
 from reid_edge.errors import ExportError
 
 if TYPE_CHECKING:
     import onnx
     from onnxruntime.quantization.calibrate import TensorsData
 
+MIN_QDQ_OPSET = 13  # QuantizeLinear/DequantizeLinear with a per-channel axis
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
 DEFAULT_CALIBRATION_METHOD = "minmax"
 # Ops whose inputs/outputs get Q/DQ: the convolutional backbone. The embedding heads (Gemm/MatMul,
@@ -217,8 +217,8 @@ def check_trt_qdq(model: onnx.ModelProto) -> list[str]:
 
     problems: list[str] = []
     opset = max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=0)
-    if opset < MIN_OPSET:
-        problems.append(f"opset {opset} < {MIN_OPSET}: per-channel Q/DQ needs opset {MIN_OPSET}")
+    if opset < MIN_QDQ_OPSET:
+        problems.append(f"opset {opset} < {MIN_QDQ_OPSET}: per-channel Q/DQ needs opset {MIN_QDQ_OPSET}")
     inits = {t.name: t for t in model.graph.initializer}
     consts = {n.output[0]: n.attribute[0].t for n in model.graph.node if n.op_type == "Constant" and n.attribute}
     tensors = {**consts, **inits}

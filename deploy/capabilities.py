@@ -29,10 +29,11 @@ from dataclasses import dataclass, field
 
 from reid_edge.artifacts import ENGINE_ROLES, FP32_ONNX, PRECISION_ROLES, filename
 from reid_edge.backends import TENSORRT_INSTALL_HINT
+from reid_edge.calibration.quantize import MIN_QDQ_OPSET
 from reid_edge.errors import BackendError, ConfigError, ExportError
 
 FORMATS = ("onnx", "engine")
-MIN_OPSET = 13  # QuantizeLinear/DequantizeLinear with per-channel axis
+MIN_OPSET = MIN_QDQ_OPSET  # INT8 Q/DQ with per-channel weights
 MAX_OPSET = 20
 DEFAULT_OPSET = 17
 DEFAULT_BATCH = (1, 8, 32)

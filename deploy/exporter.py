@@ -185,8 +185,9 @@ def _export_fp16(fp32_path: Path, out: Path, console: Any) -> Path:
     import onnx
 
     from reid_edge.backends.ort_backend import OnnxRuntimeBackend
+    from reid_edge.calibration.report import backend_agreement
     from reid_edge.deploy.export_onnx import convert_onnx_fp16, save_onnx
-    from reid_edge.deploy.parity import backend_agreement, fixed_crops
+    from reid_edge.deploy.parity import fixed_crops
     from reid_edge.errors import ExportError
     from reid_edge.preprocess import preprocess_for_card
 

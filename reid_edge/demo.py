@@ -35,6 +35,7 @@ from typing import Any
 
 from .artifacts import INT8_CPU_ONNX, INT8_REPORT, LAST_CHECKPOINT, filename
 from .errors import DataError
+from .names import DEFAULT_MAX_DISTANCE
 
 SITE_DOMAIN = 1  # synthetic style "B": the site the model adapts to
 
@@ -74,7 +75,7 @@ class DemoConfig:
     min_cosine: float = 0.8
     # Cross-camera match gate (combined distance). Chosen on the site's TRAINING footage (sweep
     # 0.9/1.0/1.1/1.2/1.3 -> cross-camera IDF1 0.836/0.850/0.809/0.657/0.475), never on the test scene.
-    max_distance: float = 1.0
+    max_distance: float = DEFAULT_MAX_DISTANCE
     real_videos: tuple[str, ...] = ()
     max_frames: int | None = None
 

@@ -46,7 +46,7 @@ def test_ort_backend_reads_card_and_uses_all_cores(t: Tiny) -> None:
 
 def test_all_formats_agree_through_load_backend(t: Tiny) -> None:
     from reid_edge.backends import detect_format, load_backend
-    from reid_edge.deploy.parity import cosine_rows
+    from reid_edge.distance import cosine_rows
 
     assert detect_format(t.checkpoint) == "checkpoint" and detect_format(t.onnx) == "onnx"
     torch_b = load_backend(t.checkpoint, device="cpu")

@@ -70,7 +70,7 @@ def test_parity_gate_fails_against_another_model(t: Tiny) -> None:
 
 
 def test_cosine_rows_hand_checked() -> None:
-    from reid_edge.deploy.parity import cosine_rows
+    from reid_edge.distance import cosine_rows
 
     a = np.array([[1.0, 0.0], [1.0, 1.0]])
     b = np.array([[0.0, 2.0], [2.0, 2.0]])
@@ -81,7 +81,7 @@ def test_fp16_graph_runs_and_matches_fp32(t: Tiny, tmp_path) -> None:
     from reid_edge.backends.ort_backend import OnnxRuntimeBackend
     from reid_edge.card import read_card
     from reid_edge.deploy.export_onnx import convert_onnx_fp16, save_onnx
-    from reid_edge.deploy.parity import cosine_rows
+    from reid_edge.distance import cosine_rows
 
     fp16 = convert_onnx_fp16(onnx.load(str(t.onnx)))
     path = tmp_path / "model.fp16.onnx"

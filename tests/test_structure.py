@@ -78,3 +78,66 @@ def test_names_and_train_config_import_without_torch() -> None:
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "LOADED []" in proc.stdout
+
+
+def test_distributed_helpers_are_no_ops_on_one_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    from reid_edge.train.distributed import (
+        DistInfo,
+        all_gather_cat,
+        all_gather_objects,
+        barrier,
+        setup_distributed,
+        teardown,
+    )
+
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    info = setup_distributed("cpu")
+    assert info == DistInfo() and info.is_main and not info.owns_group
+    t = torch.arange(6).reshape(3, 2)
+    assert all_gather_cat(t, 1) is t
+    assert all_gather_objects({"a": 1}, 1) == [{"a": 1}]
+    barrier(1)
+    teardown(info)
+
+
+# Layers, lowest first: a module may import its own layer and the ones below, never above.
+LAYERS = ("runtime", "train", "calibration", "deploy", "top")
+# The PyTorch backend rebuilds a checkpoint's model: the one downward-facing runtime piece that
+# needs the training code (imported lazily, so the runtime still imports without torch).
+ALLOWED_UP = {("reid_edge/backends/torch_backend.py", "reid_edge.train.checkpoint")}
+
+
+def _layer_of_module(name: str) -> str | None:
+    parts = name.split(".")
+    if parts[0] != "reid_edge":
+        return None
+    if len(parts) > 1 and parts[1] in ("train", "calibration", "deploy"):
+        return parts[1]
+    if len(parts) > 1 and parts[1] in ("cli", "commands", "demo", "__main__"):
+        return "top"
+    return "runtime"
+
+
+def _layer_of_file(path: Path) -> str:
+    rel = path.relative_to(ROOT)
+    if rel.parts[0] in ("train", "calibration", "deploy"):
+        return rel.parts[0]
+    if rel.parts[0] in ("benchmarks", "scripts") or rel.parts[1] in ("cli.py", "commands", "demo.py", "__main__.py"):
+        return "top"
+    return "runtime"
+
+
+def test_no_import_runs_up_the_layers() -> None:
+    offenders = []
+    for folder in LIBRARY:
+        for path in (ROOT / folder).rglob("*.py"):
+            own = LAYERS.index(_layer_of_file(path))
+            rel = str(path.relative_to(ROOT))
+            for name in _imports(path):
+                layer = _layer_of_module(name)
+                allowed = any(rel == f and name.startswith(m) for f, m in ALLOWED_UP)
+                if layer is not None and LAYERS.index(layer) > own and not allowed:
+                    offenders.append(f"{rel} ({LAYERS[own]}) imports {name} ({layer})")
+    assert not offenders, sorted(set(offenders))

@@ -116,9 +116,9 @@ def test_build_and_run_engines_on_gpu(tmp_path_factory: pytest.TempPathFactory) 
 
     from reid_edge.backends import load_backend
     from reid_edge.backends.ort_backend import OnnxRuntimeBackend
+    from reid_edge.calibration.report import backend_agreement
     from reid_edge.card import read_card
     from reid_edge.deploy.export_onnx import convert_onnx_fp16, save_onnx
-    from reid_edge.deploy.parity import backend_agreement
     from reid_edge.deploy.tensorrt_build import build_engine
 
     from .test_export_support import tiny

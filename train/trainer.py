@@ -54,6 +54,7 @@ from .data.datasets import (
     split_calibration,
 )
 from .data.loader import build_plain_loader, build_train_loader, set_loader_epoch, worker_seed_everything
+from .distributed import DistInfo, all_gather_cat, all_gather_objects, barrier, setup_distributed, teardown
 from .evaluate import EvalResult, evaluate, model_card_for
 
 CSV_COLUMNS = ("epoch", "warmup", "loss", "loss_global", "loss_local", "acc_global", "acc_local", "images_per_s",
@@ -69,49 +70,6 @@ class TrainResult:
     best_checkpoint: Path | None
     history: list[dict[str, Any]] = field(default_factory=list)
     best_metric: float | None = None
-
-
-@dataclass
-class DistInfo:
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-    owns_group: bool = False
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-
-def setup_distributed(device_kind: str) -> DistInfo:
-    """Join the process group when launched by torchrun (``WORLD_SIZE > 1``) or when one exists."""
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
-        return DistInfo(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", 0)), False)
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return DistInfo()
-    backend = "nccl" if device_kind == "cuda" else "gloo"
-    dist.init_process_group(backend=backend)
-    return DistInfo(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", 0)), True)
-
-
-def all_gather_cat(t: torch.Tensor, world_size: int) -> torch.Tensor:
-    """Concatenate ``t`` from every rank along dim 0 (rank order); sizes may differ per rank."""
-    if world_size <= 1:
-        return t
-    import torch.distributed as dist
-
-    n = torch.tensor([t.shape[0]], device=t.device)
-    sizes = [torch.zeros_like(n) for _ in range(world_size)]
-    dist.all_gather(sizes, n)
-    counts = [int(s.item()) for s in sizes]
-    big = max(counts)
-    padded = t if t.shape[0] == big else torch.cat([t, t.new_zeros((big - t.shape[0], *t.shape[1:]))])
-    parts = [torch.empty_like(padded) for _ in range(world_size)]
-    dist.all_gather(parts, padded.contiguous())
-    return torch.cat([p[:c] for p, c in zip(parts, counts)])
 
 
 @dataclass
@@ -414,15 +372,7 @@ class Trainer:
 
     def _rng_state(self) -> dict[str, Any]:
         state = capture_rng_state(None)
-        gen = self.generator.get_state()
-        if self.dist.world_size > 1:
-            import torch.distributed as dist
-
-            gens: list[Any] = [None] * self.dist.world_size
-            dist.all_gather_object(gens, gen)
-            state["generators"] = gens
-        else:
-            state["generators"] = [gen]
+        state["generators"] = all_gather_objects(self.generator.get_state(), self.dist.world_size)
         return state
 
     def save(self, path: Path, epoch_done: int, metrics: dict[str, Any], rng: dict[str, Any]) -> None:
@@ -464,10 +414,7 @@ class Trainer:
                         if v is not None and not (isinstance(v, float) and math.isnan(v)):
                             writer.add_scalar(f"train/{k}" if k not in ("mAP", "rank1") else f"eval/{k}", v, done)
             self.log(self._summary(row))
-            if self.dist.world_size > 1:
-                import torch.distributed as dist
-
-                dist.barrier()
+            barrier(self.dist.world_size)
         if self.dist.is_main and self.history:
             from .plots import plot_curves
 
@@ -494,10 +441,7 @@ class Trainer:
         return SummaryWriter(str(self.run_dir / "tensorboard"))
 
     def close(self) -> None:
-        if self.dist.owns_group:
-            import torch.distributed as dist
-
-            dist.destroy_process_group()
+        teardown(self.dist)
 
 
 def train(cfg: TrainConfig, *, resume: bool = False, log: Callable[[str], None] | None = None,
