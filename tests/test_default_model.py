@@ -92,3 +92,26 @@ def test_bench_defaults_to_the_packaged_model(tmp_path: Path, capsys: pytest.Cap
     results = json.loads(out.read_text())["results"]
     assert [r["model"] for r in results] == ["person-reidentification-retail-0288.onnx"]
     assert results[0]["crops_per_s"] > 0
+
+
+def test_choose_gate_maximizes_accepted_matches_minus_accepted_non_matches() -> None:
+    from benchmarks.match_gate import choose_gate
+
+    pos = np.array([0.2, 0.3, 0.4, 0.9])
+    neg = np.array([0.5, 0.6, 0.8, 1.0, 1.2])
+    # gate 0.4: TPR 3/4, FPR 0 (J 0.75); gate 0.9: TPR 1, FPR 3/5 (J 0.4)
+    out = choose_gate(pos, neg)
+    assert out["gate"] == pytest.approx(0.4) and out["tpr"] == 0.75 and out["fpr"] == 0.0
+
+
+def test_eval_of_an_onnx_model_runs_without_torch(market_mini: Path) -> None:
+    """ONNX evaluation lives in the torch-free runtime (reid_edge.metrics / reid_edge.evaluation)."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom reid_edge.cli import main\n"
+            f"rc = main(['eval', '--data', {str(market_mini)!r}, '--device', 'cpu'])\n"
+            "print('TORCH', 'torch' in sys.modules)\nsys.exit(rc)\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "TORCH False" in proc.stdout and "mINP" in proc.stdout

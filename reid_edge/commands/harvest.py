@@ -7,13 +7,14 @@ from pathlib import Path
 import typer
 
 from ..cli_support import MultiValueCommand
+from ..names import DEFAULT_DETECTOR, DETECTOR_CHOICES
 
 
 def harvest_command(
     cameras: list[str] = typer.Option(..., "--cameras", help="Video files, URLs, webcam indices or image folders."),
     out: Path = typer.Option(..., "--out", help="Output folder for the crops and manifest.csv."),
-    detector: str = typer.Option("yolox", "--detector", help="yolox (packaged YOLOX-Nano) | yolox:PATH.onnx | "
-                                 "yolo:PATH.onnx | motion | hog | hog+motion"),
+    detector: str = typer.Option(DEFAULT_DETECTOR, "--detector", help=", ".join(DETECTOR_CHOICES) + " (yolox: "
+                                 "the packaged YOLOX-Nano)."),
     device: str = typer.Option("auto", "--device", help="Detector device: auto, cpu or cuda (an error without a "
                                "GPU onnxruntime)."),
     detections: Path | None = typer.Option(None, "--detections", help="Folder of MOT det files per camera."),

@@ -12,6 +12,7 @@ protocol, so an ONNX or TensorRT model runs without torch.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,7 +21,10 @@ from typing import Any
 
 import numpy as np
 
+from ..artifacts import DEFAULT_MODEL_SEARCH
+from ..backends.base import Backend
 from ..errors import CheckpointError, PipelineError
+from ..names import DEFAULT_DETECTOR
 from .associate import AssociationConfig, IdentityView, Interval, Query, match_tracklets, resolve_gate
 from .detectors import Detector
 from .layout import CameraLayout
@@ -28,16 +32,6 @@ from .outputs import ResultWriter, Row, annotate
 from .reid import Appearance, EmbedState, ReidConfig, box_quality, schedule
 from .sources import FrameSource
 from .tracker import ByteTracker, Track, TrackerConfig
-
-# The default --model: a model the user trained and exported in this folder (the default run
-# directory, best runtime first), else the re-ID model shipped in the package (reid_edge.models).
-# `reid-edge export` writes next to its checkpoint (runs/train/export/) by default.
-DEFAULT_MODEL_SEARCH: tuple[str, ...] = (
-    "runs/train/export/model.engine",
-    "runs/train/export/model.int8.cpu.onnx",
-    "runs/train/export/model.onnx",
-    "runs/train/last.pt",
-)
 
 STAGES = ("decode", "detect", "track", "embed", "associate", "output")
 
@@ -69,6 +63,18 @@ class PipelineConfig:
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
     reid: ReidConfig = field(default_factory=ReidConfig)
     association: AssociationConfig = field(default_factory=AssociationConfig)
+
+    def with_overrides(self, reid_every: int | None = None, embed_budget: int | None = None,
+                       max_distance: float | None = None) -> PipelineConfig:
+        """This config with the values of ``reid-edge run``'s flags that were given (None: keep)."""
+        reid, assoc = self.reid, self.association
+        if reid_every is not None:
+            reid = dataclasses.replace(reid, every_k=reid_every)
+        if embed_budget is not None:
+            reid = dataclasses.replace(reid, max_per_step=embed_budget)
+        if max_distance is not None:
+            assoc = dataclasses.replace(assoc, max_distance=max_distance)
+        return dataclasses.replace(self, reid=reid, association=assoc)
 
 
 @dataclass
@@ -115,7 +121,7 @@ class CameraState:
 class Pipeline:
     """One multi-camera run. Build it, then call :meth:`run` once."""
 
-    def __init__(self, sources: list[FrameSource], detectors: list[Detector], backend: Any, writer: ResultWriter,
+    def __init__(self, sources: list[FrameSource], detectors: list[Detector], backend: Backend, writer: ResultWriter,
                  config: PipelineConfig | None = None, layout: CameraLayout | None = None,
                  video_dir: str | Path | None = None, show: bool = False,
                  progress: Callable[[str, int, int | None], None] | None = None) -> None:
@@ -478,12 +484,10 @@ def crop_box(image: np.ndarray, box: np.ndarray, min_size: int = 4) -> np.ndarra
 
 
 def _asdict(obj: Any) -> dict[str, Any]:
-    import dataclasses
-
     return dataclasses.asdict(obj)
 
 
-def run_pipeline(cameras: list[str], out_dir: str | Path, backend: Any, detector: str = "yolox",
+def run_pipeline(cameras: list[str], out_dir: str | Path, backend: Backend, detector: str = DEFAULT_DETECTOR,
                  detections_dir: str | Path | None = None, camera_names: list[str] | None = None,
                  layout: CameraLayout | None = None, config: PipelineConfig | None = None,
                  max_frames: int | None = None, save_video: bool = False, show: bool = False,
@@ -513,3 +517,23 @@ def run_pipeline(cameras: list[str], out_dir: str | Path, backend: Any, detector
         pipe = Pipeline(sources, detectors, backend, writer, config, layout,
                         video_dir=out if save_video else None, show=show, progress=progress)
         return pipe.run(max_frames=max_frames)
+
+
+def run_cameras(cameras: list[str], out_dir: str | Path, model: str | Path, *, overwrite: bool = False,
+                device: str = "auto", **options: Any) -> dict[str, Any]:
+    """``reid-edge run`` as a function: prepare ``out_dir``, open ``model``, :func:`run_pipeline`, close.
+
+    Args:
+        model: checkpoint, ONNX model or engine (its format is read from the content), or a packaged
+            model's name (:func:`reid_edge.models.resolve`).
+        options: the other keyword arguments of :func:`run_pipeline`.
+    Raises:
+        ConfigError: ``out_dir`` is not empty and ``overwrite`` is off; see :func:`run_pipeline`.
+    """
+    from ..io import prepare_out_dir
+    from ..models import load_model
+
+    with load_model(model, device=device) as backend:
+        out = prepare_out_dir(out_dir, overwrite=overwrite)
+        return run_pipeline(list(cameras), out, backend, device=device, **options)
+

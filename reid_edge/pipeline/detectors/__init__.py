@@ -15,11 +15,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from ...errors import PipelineError
+from ...names import DEFAULT_DETECTOR, DETECTOR_CHOICES
 from .base import EMPTY, Detector, letterbox, nms
 from .precomputed import PrecomputedDetector, find_detection_file
-
-DEFAULT_DETECTOR = "yolox"
-DETECTOR_CHOICES = ("yolox", "yolox:PATH.onnx", "yolo:PATH.onnx", "motion", "hog", "hog+motion")
 
 __all__ = ["DEFAULT_DETECTOR", "DETECTOR_CHOICES", "EMPTY", "Detector", "PrecomputedDetector",
            "find_detection_file", "letterbox", "make_detector", "nms"]
