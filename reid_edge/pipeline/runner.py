@@ -38,6 +38,8 @@ DEFAULT_MODEL_SEARCH: tuple[str, ...] = (
     "runs/train/last.pt",
 )
 
+GALLERY_FLUSH_S = 5.0  # how often appearance refinements of known people reach --gallery
+
 STAGES = ("decode", "detect", "track", "embed", "associate", "output")
 
 
@@ -130,6 +132,7 @@ class Pipeline:
         self.lambda_g = float(lam if lam is not None else getattr(card, "lambda_g", 0.5))
         self.global_dim = int(getattr(card, "global_dim", 1))
         self.associator = Associator(self.config.association, self.lambda_g, self.global_dim, layout, gallery)
+        self._flushed = time.perf_counter()
         self.timers = dict.fromkeys(STAGES, 0.0)
         self.embeddings = 0
         self.embed_batches = 0
@@ -285,6 +288,9 @@ class Pipeline:
         for cam in self.cams:
             for tid in [t for t, tl in cam.tracklets.items() if tl.finished and tl.gid is not None]:
                 self._event(cam, cam.tracklets.pop(tid))
+        if self.associator.gallery is not None and (final or time.perf_counter() - self._flushed > GALLERY_FLUSH_S):
+            self.associator.flush()  # appearance refinements; decisions are committed as they are made
+            self._flushed = time.perf_counter()
         self._tic("associate", t0)
 
     def _event(self, cam: CameraState, tl: Tracklet) -> None:
@@ -439,10 +445,13 @@ def run_pipeline(cameras: list[str], out_dir: str | Path, backend: Any, detector
                  max_frames: int | None = None, save_video: bool = False, show: bool = False,
                  skip_bad_cameras: bool = False, device: str = "auto",
                  warn: Callable[[str], None] | None = None,
-                 progress: Callable[[str, int, int | None], None] | None = None) -> dict[str, Any]:
+                 progress: Callable[[str, int, int | None], None] | None = None,
+                 gallery: Any = None) -> dict[str, Any]:
     """Library entry: open cameras, build detectors, run, return the summary.
 
-    ``out_dir`` must exist (the CLI prepares it). Raises :class:`PipelineError` for cameras
+    ``out_dir`` must exist (the CLI prepares it). ``gallery``: an open
+    :class:`~.gallery.IdentityGallery` whose people keep their ids (the caller closes it).
+    Raises :class:`PipelineError` for cameras
     that cannot be opened (unless ``skip_bad_cameras``) and bad detector settings.
     """
     from .detectors import make_detector
@@ -461,5 +470,5 @@ def run_pipeline(cameras: list[str], out_dir: str | Path, backend: Any, detector
     out = Path(out_dir)
     with ResultWriter(out, [(s.name, s.camera_id) for s in sources]) as writer:
         pipe = Pipeline(sources, detectors, backend, writer, config, layout,
-                        video_dir=out if save_video else None, show=show, progress=progress)
+                        video_dir=out if save_video else None, show=show, progress=progress, gallery=gallery)
         return pipe.run(max_frames=max_frames)
