@@ -232,6 +232,11 @@ def main() -> None:
     ap.add_argument("--split-gap", type=float, default=10.0, help="seconds without a crop that split a tracklet")
     ap.add_argument("--learn-layout", action="store_true", help="also replay with a layout learned from pass 1")
     ap.add_argument("--layout-out", type=Path, help="write the learned layout YAML here")
+    ap.add_argument("--confident", type=float, default=TopologyConfig().confident_distance,
+                    help="topology: matches at most this far are evidence")
+    ap.add_argument("--min-moves", type=int, default=TopologyConfig().min_moves,
+                    help="topology: moves a camera pair needs to be listed")
+    ap.add_argument("--unseen-pairs", choices=("forbid", "allow"), default=TopologyConfig().unseen_pairs)
     ap.add_argument("--json", type=Path)
     a = ap.parse_args()
     if not (a.data / "query").is_dir():
@@ -239,7 +244,9 @@ def main() -> None:
     cfg = AssociationConfig(max_distance=a.gate)
     rows = []
     for m in a.model:
-        rows += run_model(a.data, m, a.cache, cfg, a.split_gap, a.learn_layout, TopologyConfig(), a.layout_out)
+        rows += run_model(a.data, m, a.cache, cfg, a.split_gap, a.learn_layout,
+                         TopologyConfig(confident_distance=a.confident, min_moves=a.min_moves,
+                                                        unseen_pairs=a.unseen_pairs), a.layout_out)
     hdr = ("model", "layout", "idf1", "assa", "true_identities", "predicted_identities", "tracklets",
            "ms_per_decision_mean", "ms_per_decision_p95", "max_live_identities")
     print("| " + " | ".join(hdr) + " |")

@@ -38,11 +38,14 @@ class TopologyConfig:
     quantile: float = 0.05
     margin: float = 0.25
     min_margin_s: float = 2.0
+    unseen_pairs: str = "forbid"  # "forbid": only learned pairs are listed; "allow": others get [0, inf)
 
     def __post_init__(self) -> None:
         if self.confident_distance <= 0 or self.min_moves < 1 or not 0 <= self.quantile < 0.5 or self.margin < 0:
             raise ConfigError("topology: need confident_distance > 0, min_moves >= 1, 0 <= quantile < 0.5, "
                               "margin >= 0")
+        if self.unseen_pairs not in ("forbid", "allow"):
+            raise ConfigError("topology: unseen_pairs is 'forbid' or 'allow'")
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,9 @@ def learn_layout(tracklets: Iterable[DecidedTracklet], config: TopologyConfig = 
         pad = max(config.margin * (hi - lo), config.min_margin_s)
         trans.append(Transition(a, b, round(max(0.0, lo - pad), 2), round(hi + pad, 2)))
     names = sorted(set(cameras) | {t.camera for t in tl})
+    if config.unseen_pairs == "allow":
+        listed = {(t.src, t.dst) for t in trans}
+        trans += [Transition(a, b) for a in names for b in names if a != b and (a, b) not in listed]
     return CameraLayout(tuple(CameraSpec(n) for n in names), tuple(trans), restrict_transitions=bool(trans))
 
 
