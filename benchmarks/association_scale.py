@@ -4,7 +4,8 @@ The Associator is filled with identities (random unit appearances in ``--dim`` d
 4 cameras, one tracklet each, timestamps spread over a day), then at each checkpoint
 (100 / 1,000 / 10,000 identities by default) ``--decisions`` single-tracklet rounds are timed:
 half are people who come back (a noisy copy of a known identity's appearance, in another
-camera, later), half are new people. Decisions are real: the Hungarian gate, the feasibility
+camera, later), half are new people; ``correct`` counts returning people given their own id
+and new people given a new one. Decisions are real: the Hungarian gate, the feasibility
 rules (with a ring layout of 4 cameras when ``--layout``) and the identity updates all run.
 
 For reference the pure :func:`~reid_edge.pipeline.associate.match_tracklets` (dense cost
@@ -90,6 +91,7 @@ def main() -> None:
     base_heap = tracemalloc.get_traced_memory()[0]
     assoc = Associator(cfg, 1.0, a.dim, layout)
     looks: list[int] = []
+    gid_of: dict[int, int] = {}  # appearance -> the identity it founded
     k_noise = 0
     clock = 0.0
     n_ev = 0
@@ -106,10 +108,12 @@ def main() -> None:
         while len(assoc) < size:  # fill with new people, one round each
             looks.append(next(fresh))
             g = pool[looks[-1]]
-            assoc.decide([event(g, CAMERAS[len(looks) % 4])])
+            [d0] = assoc.decide([event(g, CAMERAS[len(looks) % 4])])
+            gid_of[looks[-1]] = d0.global_id
         fill_s = time.perf_counter() - t_fill
-        times, dense_times, agree, matched = [], [], 0, 0
+        times, dense_times, agree, matched, correct = [], [], 0, 0, 0
         for i in range(a.decisions):
+            who = -1
             if i % 2 == 0:
                 who = looks[int(rng.integers(len(looks)))]
                 g = _unit(pool[who] + a.noise * noise[k_noise])
@@ -128,6 +132,11 @@ def main() -> None:
             [d] = assoc.decide([ev])
             times.append(time.perf_counter() - t0)
             matched += d.distance is not None
+            if who >= 0:
+                correct += int(d.global_id == gid_of[who])
+            else:
+                gid_of[looks[-1]] = d.global_id
+                correct += int(d.distance is None)
             if i < a.dense_rounds:
                 agree += int(want[0] == d.global_id)
         heap = tracemalloc.get_traced_memory()[0] - base_heap
@@ -138,7 +147,7 @@ def main() -> None:
                "ms_per_decision_max": round(float(ms.max()), 3),
                "dense_reference_ms": round(1000 * float(np.mean(dense_times)), 1) if dense_times else None,
                "dense_agrees": f"{agree}/{min(a.dense_rounds, a.decisions)}",
-               "returning_matched": f"{matched}/{a.decisions}",
+               "matched": f"{matched}/{a.decisions}", "correct": f"{correct}/{a.decisions}",
                "heap_mb": round(heap / 2**20, 1),
                "rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
                "fill_s": round(fill_s, 1)}
