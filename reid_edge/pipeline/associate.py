@@ -504,7 +504,6 @@ class Associator:
         self._dirty: set[int] = set()  # columns whose pooled appearance must be recomputed
         self._rows = _Rows(self.global_dim)
         self._no_stripes = 0  # identities without stripes: the combined distance is then global only
-        self.decide_seconds: list[float] = []
         self.gallery = gallery
         self._unsaved: set[int] = set()
         if gallery is not None:
@@ -568,7 +567,6 @@ class Associator:
 
     def decide(self, events: Sequence[TrackletEvent]) -> list[Decision]:
         """Decide a round of tracklets together; one :class:`Decision` per event, in order."""
-        t0 = time.perf_counter()
         out: list[Decision | None] = [None] * len(events)
         fresh: list[int] = []
         seen: set[str] = set()
@@ -585,7 +583,6 @@ class Associator:
         if fresh:
             for i, d in zip(fresh, self._match([events[i] for i in fresh])):
                 out[i] = d
-        self.decide_seconds.append(time.perf_counter() - t0)
         return [d for d in out if d is not None]
 
     def _match(self, events: list[TrackletEvent]) -> list[Decision]:
