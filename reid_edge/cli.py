@@ -23,7 +23,7 @@ Typical flow: synth/harvest crops -> train -> export --int8 -> run --cameras cam
 """
 
 COMMAND_MODULES = ("synth", "train", "eval", "export", "export_detector", "import_model", "bench", "run", "eval_mtmc",
-                   "harvest", "demo")
+                   "harvest", "demo", "layout")
 
 app = typer.Typer(
     name="reid-edge",

@@ -33,3 +33,7 @@ class BackendError(ReidEdgeError):
 
 class PipelineError(ReidEdgeError):
     """The video pipeline cannot start (camera cannot be opened, bad detector, ...)."""
+
+
+class GalleryError(ReidEdgeError):
+    """An identity gallery file that is corrupt, foreign or made for another model; never overwritten."""

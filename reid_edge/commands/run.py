@@ -83,6 +83,12 @@ def run_command(
     skip_bad_cameras: bool = typer.Option(False, "--skip-bad-cameras", help="Go on without cameras that "
                                           "cannot be opened."),
     no_progress: bool = typer.Option(False, "--no-progress", help="No progress bars."),
+    gallery: Path = typer.Option(None, "--gallery", help="SQLite identity gallery: people keep their id across "
+                                 "runs and restarts (created when missing)."),
+    gallery_max_age: float = typer.Option(30.0, "--gallery-max-age", help="Days an unseen person stays in "
+                                          "--gallery."),
+    gallery_max_size: int = typer.Option(100_000, "--gallery-max-size", min=1, help="Most people kept in "
+                                         "--gallery (the least recently seen go first)."),
 ) -> None:
     """Detect, track and re-identify people across cameras; write MOT/MTMC results.
 
@@ -96,6 +102,7 @@ def run_command(
 
     Outputs in --out: <camera>.txt (MOT rows, global ids), mtmc.txt (AI City format),
     events.jsonl (one line per tracklet), summary.json. Ctrl-C stops, flushes and prints the summary.
+    With --gallery the people seen are kept in an SQLite file and keep their ids in later runs.
     """
     from ..config import load_yaml
     from ..errors import ConfigError, PipelineError
@@ -113,6 +120,9 @@ def run_command(
         cameras = [str(c.source) for c in lay.cameras]
     if detections is not None and not detections.is_dir():
         raise ConfigError(f"--detections {detections} is not a folder")
+    if gallery_max_age <= 0:
+        raise ConfigError("--gallery-max-age must be > 0 (days)")
+    from ..pipeline.gallery import GalleryConfig
     if model is None:
         model = find_default_model()
         print(f"model: {model} (default; searched {', '.join(DEFAULT_MODEL_SEARCH)}, then the packaged "
@@ -141,7 +151,8 @@ def run_command(
             list(cameras), out, model, overwrite=overwrite, device=device, detector=detector,
             detections_dir=detections, camera_names=list(camera_names) if camera_names else None, layout=lay,
             config=cfg, max_frames=max_frames, save_video=save_video, show=show, skip_bad_cameras=skip_bad_cameras,
-            warn=warn, progress=progress_cb)
+            warn=warn, progress=progress_cb, gallery=gallery,
+            gallery_config=GalleryConfig(gallery_max_age * 86400.0, gallery_max_size))
     finally:
         if bar is not None:
             bar.stop()

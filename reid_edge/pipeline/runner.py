@@ -25,13 +25,15 @@ from ..artifacts import DEFAULT_MODEL_SEARCH
 from ..backends.base import Backend
 from ..errors import CheckpointError, PipelineError
 from ..names import DEFAULT_DETECTOR
-from .associate import AssociationConfig, IdentityView, Interval, Query, match_tracklets, resolve_gate
+from .associate import AssociationConfig, Associator, TrackletEvent, readiness, resolve_gate
 from .detectors import Detector
 from .layout import CameraLayout
 from .outputs import ResultWriter, Row, annotate
 from .reid import Appearance, EmbedState, ReidConfig, box_quality, schedule
 from .sources import FrameSource
 from .tracker import ByteTracker, Track, TrackerConfig
+
+GALLERY_FLUSH_S = 5.0  # how often appearance refinements of known people reach --gallery
 
 STAGES = ("decode", "detect", "track", "embed", "associate", "output")
 
@@ -93,6 +95,7 @@ class Tracklet:
     decided_frame: int | None = None
     distance: float | None = None
     finished: bool = False
+    sent: tuple[int, float, bool] | None = None  # what the associator last heard of it
 
     @property
     def first_frame(self) -> int:
@@ -124,7 +127,8 @@ class Pipeline:
     def __init__(self, sources: list[FrameSource], detectors: list[Detector], backend: Backend, writer: ResultWriter,
                  config: PipelineConfig | None = None, layout: CameraLayout | None = None,
                  video_dir: str | Path | None = None, show: bool = False,
-                 progress: Callable[[str, int, int | None], None] | None = None) -> None:
+                 progress: Callable[[str, int, int | None], None] | None = None,
+                 gallery: Any = None) -> None:
         if len(sources) != len(detectors):
             raise PipelineError("one detector per camera is needed")
         self.config = config or PipelineConfig()
@@ -140,8 +144,9 @@ class Pipeline:
         self.lambda_g = float(lam if lam is not None else getattr(card, "lambda_g", 0.5))
         self.max_distance, self.max_distance_source = resolve_gate(self.config.association.max_distance, card)
         self.global_dim = int(getattr(card, "global_dim", 1))
-        self.identities: dict[int, list[Tracklet]] = {}
-        self.next_gid = 1
+        self.associator = Associator(self.config.association, self.lambda_g, self.global_dim, layout, gallery,
+                                     max_distance=self.max_distance)
+        self._flushed = time.perf_counter()
         self.timers = dict.fromkeys(STAGES, 0.0)
         self.embeddings = 0
         self.embed_batches = 0
@@ -280,17 +285,10 @@ class Pipeline:
         tl.embed.last_frame = frame
         tl.embed.best_quality = max(tl.embed.best_quality, quality)
 
-    def _identity_views(self) -> list[IdentityView]:
-        views = []
-        for gid, members in self.identities.items():
-            app = Appearance()
-            for m in members:
-                app.merge(m.appearance)
-            g = app.global_.astype(np.float64) if not app.empty else np.full(self.global_dim, np.nan)
-            s = app.stripes.astype(np.float64) if (not app.empty and app.stripes is not None) else None
-            views.append(IdentityView(gid, g, s, [Interval(m.camera, m.start_s, m.end_s) for m in members],
-                                      float(len(members))))
-        return views
+    def _tracklet_event(self, tl: Tracklet) -> TrackletEvent:
+        g, st = tl.appearance.sums()
+        return TrackletEvent(f"{tl.camera}/{tl.track.track_id}", tl.camera, tl.start_s, tl.end_s, g, st,
+                             tl.appearance.weight, tl.finished)
 
     def _associate(self, final: bool = False) -> None:
         t0 = time.perf_counter()
@@ -301,34 +299,34 @@ class Pipeline:
                 tl = cam.tracklets[tid]
                 self._take_rows(tl)
                 if tl.gid is not None:
+                    # the identity's appearance and intervals follow its tracklets as they go on
+                    version = (tl.appearance.count, tl.end_s, tl.finished)
+                    if version != tl.sent:
+                        self.associator.update(self._tracklet_event(tl))
+                        tl.sent = version
                     continue
-                if tl.finished or final:
-                    if tl.rows < acfg.min_tracklet_frames:
-                        self.dropped_tracklets += 1
-                        del cam.tracklets[tid]
-                        continue
-                    ready.append((cam, tl))
-                elif tl.end_s - tl.start_s >= acfg.decide_after_s and tl.appearance.count > 0:
+                state = readiness(tl.end_s - tl.start_s, tl.appearance.count, tl.rows, tl.finished or final, acfg)
+                if state == "drop":
+                    self.dropped_tracklets += 1
+                    del cam.tracklets[tid]
+                elif state == "decide":
                     ready.append((cam, tl))
         if ready:
-            queries = [Query(Interval(tl.camera, tl.start_s, tl.end_s),
-                             None if tl.appearance.empty else tl.appearance.global_.astype(np.float64),
-                             None if tl.appearance.stripes is None else tl.appearance.stripes.astype(np.float64))
-                       for _, tl in ready]
-            gids, dists, _ = match_tracklets(queries, self._identity_views(), self.next_gid, self.max_distance,
-                                             self.lambda_g, self.layout, acfg.same_camera_gap_s)
-            for (cam, tl), gid, d in zip(ready, gids, dists):
-                tl.gid = gid
-                tl.distance = d
+            decisions = self.associator.decide([self._tracklet_event(tl) for _, tl in ready])
+            for (cam, tl), dec in zip(ready, decisions):
+                tl.gid = dec.global_id
+                tl.distance = dec.distance
                 tl.decided_frame = cam.frame_index
-                self.identities.setdefault(gid, []).append(tl)
-                self.next_gid = max(self.next_gid, gid + 1)
+                tl.sent = (tl.appearance.count, tl.end_s, tl.finished)
                 if tl.pending:
-                    self.writer.write_rows(tl.camera, gid, tl.pending)
+                    self.writer.write_rows(tl.camera, tl.gid, tl.pending)
                     tl.pending = []
         for cam in self.cams:
             for tid in [t for t, tl in cam.tracklets.items() if tl.finished and tl.gid is not None]:
                 self._event(cam, cam.tracklets.pop(tid))
+        if self.associator.gallery is not None and (final or time.perf_counter() - self._flushed > GALLERY_FLUSH_S):
+            self.associator.flush()  # appearance refinements; decisions are committed as they are made
+            self._flushed = time.perf_counter()
         self._tic("associate", t0)
 
     def _event(self, cam: CameraState, tl: Tracklet) -> None:
@@ -428,8 +426,9 @@ class Pipeline:
         """Identities, cameras per identity, transitions, per-stage time and frames/s."""
         identities: list[dict[str, Any]] = []
         transitions: dict[str, int] = {}
-        for gid in sorted(self.identities):
-            members = sorted(self.identities[gid], key=lambda m: m.start_s)
+        known = self.associator.identities
+        for gid in sorted(g for g, ivs in known.items() if ivs):
+            members = sorted(known[gid], key=lambda m: m.start_s)
             cams = sorted({m.camera for m in members})
             for a, b in zip(members, members[1:]):
                 if a.camera != b.camera:
@@ -493,10 +492,13 @@ def run_pipeline(cameras: list[str], out_dir: str | Path, backend: Backend, dete
                  max_frames: int | None = None, save_video: bool = False, show: bool = False,
                  skip_bad_cameras: bool = False, device: str = "auto",
                  warn: Callable[[str], None] | None = None,
-                 progress: Callable[[str, int, int | None], None] | None = None) -> dict[str, Any]:
+                 progress: Callable[[str, int, int | None], None] | None = None,
+                 gallery: Any = None) -> dict[str, Any]:
     """Library entry: open cameras, build detectors, run, return the summary.
 
-    ``out_dir`` must exist (the CLI prepares it). Raises :class:`PipelineError` for cameras
+    ``out_dir`` must exist (the CLI prepares it). ``gallery``: an open
+    :class:`~.gallery.IdentityGallery` whose people keep their ids (the caller closes it).
+    Raises :class:`PipelineError` for cameras
     that cannot be opened (unless ``skip_bad_cameras``) and bad detector settings.
     """
     from .detectors import make_detector
@@ -515,25 +517,40 @@ def run_pipeline(cameras: list[str], out_dir: str | Path, backend: Backend, dete
     out = Path(out_dir)
     with ResultWriter(out, [(s.name, s.camera_id) for s in sources]) as writer:
         pipe = Pipeline(sources, detectors, backend, writer, config, layout,
-                        video_dir=out if save_video else None, show=show, progress=progress)
+                        video_dir=out if save_video else None, show=show, progress=progress, gallery=gallery)
         return pipe.run(max_frames=max_frames)
 
 
 def run_cameras(cameras: list[str], out_dir: str | Path, model: str | Path, *, overwrite: bool = False,
-                device: str = "auto", **options: Any) -> dict[str, Any]:
+                device: str = "auto", gallery: str | Path | None = None, gallery_config: Any = None,
+                **options: Any) -> dict[str, Any]:
     """``reid-edge run`` as a function: prepare ``out_dir``, open ``model``, :func:`run_pipeline`, close.
 
     Args:
         model: checkpoint, ONNX model or engine (its format is read from the content), or a packaged
             model's name (:func:`reid_edge.models.resolve`).
+        gallery: an SQLite identity gallery file (:mod:`.gallery`; created when missing) whose
+            people keep their ids; ``gallery_config`` its :class:`~.gallery.GalleryConfig`.
         options: the other keyword arguments of :func:`run_pipeline`.
     Raises:
         ConfigError: ``out_dir`` is not empty and ``overwrite`` is off; see :func:`run_pipeline`.
+        GalleryError: the gallery file is not a gallery, is corrupt, or was built with another model.
     """
     from ..io import prepare_out_dir
     from ..models import load_model
 
     with load_model(model, device=device) as backend:
-        out = prepare_out_dir(out_dir, overwrite=overwrite)
-        return run_pipeline(list(cameras), out, backend, device=device, **options)
+        store = None
+        if gallery is not None:
+            from .gallery import GalleryConfig, IdentityGallery, model_key
+
+            card = getattr(backend, "card", None)
+            store = IdentityGallery(gallery, int(getattr(card, "global_dim", 1)), model_key(card),
+                                    gallery_config or GalleryConfig())
+        try:
+            out = prepare_out_dir(out_dir, overwrite=overwrite)
+            return run_pipeline(list(cameras), out, backend, device=device, gallery=store, **options)
+        finally:
+            if store is not None:
+                store.close()
 
