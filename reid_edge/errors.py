@@ -33,3 +33,7 @@ class BackendError(ReidEdgeError):
 
 class PipelineError(ReidEdgeError):
     """The video pipeline cannot start (camera cannot be opened, bad detector, ...)."""
+
+
+class FleetError(ReidEdgeError):
+    """The fleet transport cannot start: bad broker URL, broker unreachable, edge/camera clash."""
