@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import CheckpointError, PipelineError
-from .associate import AssociationConfig, IdentityView, Interval, Query, match_tracklets
+from .associate import AssociationConfig, Associator, TrackletEvent, readiness
 from .detectors import Detector
 from .layout import CameraLayout
 from .outputs import ResultWriter, Row, annotate
@@ -81,6 +81,7 @@ class Tracklet:
     decided_frame: int | None = None
     distance: float | None = None
     finished: bool = False
+    sent: tuple[int, float, bool] | None = None  # what the associator last heard of it
 
     @property
     def first_frame(self) -> int:
@@ -112,7 +113,8 @@ class Pipeline:
     def __init__(self, sources: list[FrameSource], detectors: list[Detector], backend: Any, writer: ResultWriter,
                  config: PipelineConfig | None = None, layout: CameraLayout | None = None,
                  video_dir: str | Path | None = None, show: bool = False,
-                 progress: Callable[[str, int, int | None], None] | None = None) -> None:
+                 progress: Callable[[str, int, int | None], None] | None = None,
+                 gallery: Any = None) -> None:
         if len(sources) != len(detectors):
             raise PipelineError("one detector per camera is needed")
         self.config = config or PipelineConfig()
@@ -127,8 +129,7 @@ class Pipeline:
         lam = self.config.association.lambda_g
         self.lambda_g = float(lam if lam is not None else getattr(card, "lambda_g", 0.5))
         self.global_dim = int(getattr(card, "global_dim", 1))
-        self.identities: dict[int, list[Tracklet]] = {}
-        self.next_gid = 1
+        self.associator = Associator(self.config.association, self.lambda_g, self.global_dim, layout, gallery)
         self.timers = dict.fromkeys(STAGES, 0.0)
         self.embeddings = 0
         self.embed_batches = 0
@@ -245,17 +246,10 @@ class Pipeline:
                 tl.embed.best_quality = max(tl.embed.best_quality, q)
         self._tic("embed", t0)
 
-    def _identity_views(self) -> list[IdentityView]:
-        views = []
-        for gid, members in self.identities.items():
-            app = Appearance()
-            for m in members:
-                app.merge(m.appearance)
-            g = app.global_.astype(np.float64) if not app.empty else np.full(self.global_dim, np.nan)
-            s = app.stripes.astype(np.float64) if (not app.empty and app.stripes is not None) else None
-            views.append(IdentityView(gid, g, s, [Interval(m.camera, m.start_s, m.end_s) for m in members],
-                                      float(len(members))))
-        return views
+    def _tracklet_event(self, tl: Tracklet) -> TrackletEvent:
+        g, st = tl.appearance.sums()
+        return TrackletEvent(f"{tl.camera}/{tl.track.track_id}", tl.camera, tl.start_s, tl.end_s, g, st,
+                             tl.appearance.weight, tl.finished)
 
     def _associate(self, final: bool = False) -> None:
         t0 = time.perf_counter()
@@ -266,30 +260,27 @@ class Pipeline:
                 tl = cam.tracklets[tid]
                 self._take_rows(tl)
                 if tl.gid is not None:
+                    # the identity's appearance and intervals follow its tracklets as they go on
+                    version = (tl.appearance.count, tl.end_s, tl.finished)
+                    if version != tl.sent:
+                        self.associator.update(self._tracklet_event(tl))
+                        tl.sent = version
                     continue
-                if tl.finished or final:
-                    if tl.rows < acfg.min_tracklet_frames:
-                        self.dropped_tracklets += 1
-                        del cam.tracklets[tid]
-                        continue
-                    ready.append((cam, tl))
-                elif tl.end_s - tl.start_s >= acfg.decide_after_s and tl.appearance.count > 0:
+                state = readiness(tl.end_s - tl.start_s, tl.appearance.count, tl.rows, tl.finished or final, acfg)
+                if state == "drop":
+                    self.dropped_tracklets += 1
+                    del cam.tracklets[tid]
+                elif state == "decide":
                     ready.append((cam, tl))
         if ready:
-            queries = [Query(Interval(tl.camera, tl.start_s, tl.end_s),
-                             None if tl.appearance.empty else tl.appearance.global_.astype(np.float64),
-                             None if tl.appearance.stripes is None else tl.appearance.stripes.astype(np.float64))
-                       for _, tl in ready]
-            gids, dists, _ = match_tracklets(queries, self._identity_views(), self.next_gid, acfg.max_distance,
-                                             self.lambda_g, self.layout)
-            for (cam, tl), gid, d in zip(ready, gids, dists):
-                tl.gid = gid
-                tl.distance = d
+            decisions = self.associator.decide([self._tracklet_event(tl) for _, tl in ready])
+            for (cam, tl), dec in zip(ready, decisions):
+                tl.gid = dec.global_id
+                tl.distance = dec.distance
                 tl.decided_frame = cam.frame_index
-                self.identities.setdefault(gid, []).append(tl)
-                self.next_gid = max(self.next_gid, gid + 1)
+                tl.sent = (tl.appearance.count, tl.end_s, tl.finished)
                 if tl.pending:
-                    self.writer.write_rows(tl.camera, gid, tl.pending)
+                    self.writer.write_rows(tl.camera, tl.gid, tl.pending)
                     tl.pending = []
         for cam in self.cams:
             for tid in [t for t, tl in cam.tracklets.items() if tl.finished and tl.gid is not None]:
@@ -392,8 +383,9 @@ class Pipeline:
         """Identities, cameras per identity, transitions, per-stage time and frames/s."""
         identities: list[dict[str, Any]] = []
         transitions: dict[str, int] = {}
-        for gid in sorted(self.identities):
-            members = sorted(self.identities[gid], key=lambda m: m.start_s)
+        known = self.associator.identities
+        for gid in sorted(g for g, ivs in known.items() if ivs):
+            members = sorted(known[gid], key=lambda m: m.start_s)
             cams = sorted({m.camera for m in members})
             for a, b in zip(members, members[1:]):
                 if a.camera != b.camera:
