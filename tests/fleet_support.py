@@ -47,7 +47,8 @@ class RedisServer:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                log = (self.dir / "redis.log").read_text(errors="replace")[-500:] if (self.dir / "redis.log").exists() else ""
+                logfile = self.dir / "redis.log"
+                log = logfile.read_text(errors="replace")[-500:] if logfile.exists() else ""
                 raise RuntimeError(f"redis-server exited with {self.proc.returncode}: {log}")
             if self._ready():
                 return self

@@ -46,6 +46,11 @@ def _print_summary(summary: dict[str, Any], out: Path) -> None:
     console.print(ids)
     if summary["transitions"]:
         console.print("transitions: " + ", ".join(f"{k}: {v}" for k, v in sorted(summary["transitions"].items())))
+    if "fleet" in summary:
+        f = summary["fleet"]
+        console.print(f"fleet: edge {f['edge_id']} (session {f['session']}), {f['messages_published']} messages "
+                      f"published, {f['decisions']} decisions, {f['undecided_tracklets']} tracklets undecided, "
+                      f"{f['outbox_left']} messages left in the outbox, {f['reconnects']} reconnects")
     console.print(f"{summary['embeddings']} crops embedded in {summary['embed_batches']} batches; "
                   f"wall {summary['wall_seconds']:.1f}s; outputs in {out}")
 
@@ -80,6 +85,15 @@ def register(app: typer.Typer) -> None:
         skip_bad_cameras: bool = typer.Option(False, "--skip-bad-cameras", help="Go on without cameras that "
                                               "cannot be opened."),
         no_progress: bool = typer.Option(False, "--no-progress", help="No progress bars."),
+        publish: str = typer.Option(None, "--publish", help="Camera fleet: redis://HOST:PORT/DB of the site's "
+                                    "Redis; tracklets go to `reid-edge associate`, global ids come back."),
+        edge_id: str = typer.Option(None, "--edge-id", help="This box's name in the fleet (default: host name)."),
+        publish_buffer: Path = typer.Option(None, "--publish-buffer", help="On-disk outbox while Redis is away "
+                                            "(default: OUT/.fleet-outbox.sqlite; kept across restarts)."),
+        publish_buffer_mb: float = typer.Option(256.0, "--publish-buffer-mb", min=1.0, help="Outbox bound; "
+                                                "past it the oldest messages are dropped."),
+        decision_wait: float = typer.Option(120.0, "--decision-wait", min=0.0, help="Seconds to wait at the end "
+                                            "for the last global ids from the associator."),
     ) -> None:
         """Detect, track and re-identify people across cameras; write MOT/MTMC results.
 
@@ -90,6 +104,8 @@ def register(app: typer.Typer) -> None:
           reid-edge run --cameras scene/cam1.mp4 scene/cam2.mp4 --detections scene --model runs/train/export/model.onnx
 
           reid-edge run --cameras rtsp://10.0.0.5/live 0 --camera-names door hall --layout layout.yaml --save-video
+
+          reid-edge run --cameras door.mp4 hall.mp4 --publish redis://10.0.0.2:6379/0 --edge-id box1
 
         Outputs in --out: <camera>.txt (MOT rows, global ids), mtmc.txt (AI City format),
         events.jsonl (one line per tracklet), summary.json. Ctrl-C stops, flushes and prints the summary.
@@ -129,6 +145,18 @@ def register(app: typer.Typer) -> None:
         if model is None:
             model = find_default_model()
             print(f"model: {model} (default; searched {', '.join(DEFAULT_MODEL_SEARCH)})", file=sys.stderr)
+        fleet = None
+        if publish is not None:
+            import socket
+
+            from ..fleet.edge import open_edge
+
+            # before the model and the cameras: a wrong URL is a one-line error right away
+            fleet = open_edge(publish, edge_id or socket.gethostname(),
+                              publish_buffer or Path(out) / ".fleet-outbox.sqlite", publish_buffer_mb,
+                              log=lambda msg: print(f"fleet: {msg}", file=sys.stderr))
+        elif edge_id is not None or publish_buffer is not None:
+            raise ConfigError("--edge-id and --publish-buffer need --publish")
         backend = load_backend(model, device=device)
         out_dir = prepare_out_dir(out, overwrite=overwrite)
 
@@ -155,7 +183,7 @@ def register(app: typer.Typer) -> None:
                 list(cameras), out_dir, backend, detector=detector, detections_dir=detections,
                 camera_names=list(camera_names) if camera_names else None, layout=lay, config=cfg,
                 max_frames=max_frames, save_video=save_video, show=show, skip_bad_cameras=skip_bad_cameras,
-                device=device, warn=warn, progress=progress_cb)
+                device=device, warn=warn, progress=progress_cb, fleet=fleet, fleet_wait_s=decision_wait)
         finally:
             if bar is not None:
                 bar.stop()

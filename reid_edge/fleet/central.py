@@ -79,10 +79,14 @@ class _Outgoing:
 class Central:
     """One associator process. Call :meth:`run` (it recovers first)."""
 
-    def __init__(self, transport: CentralTransport, associator: Associator, config: CentralConfig | None = None,
-                 log: Callable[[str], None] | None = None) -> None:
+    def __init__(self, transport: CentralTransport, make_associator: Callable[[float, int], Associator],
+                 config: CentralConfig | None = None, log: Callable[[str], None] | None = None) -> None:
+        """``make_associator(lambda_g, global_dim)`` builds the association state once the first
+        edge has said which model it embeds with (every edge must use the same one)."""
         self.t = transport
-        self.assoc = associator
+        self.make_associator = make_associator
+        self.assoc: Associator | None = None
+        self.model: tuple[float, int] | None = None
         self.config = config or CentralConfig()
         self.log = log or (lambda msg: None)
         self.batcher = Batcher(tuple(self.config.edges))
@@ -103,7 +107,15 @@ class Central:
             return "dup"
         self.stats.entries += 1
         if e.kind == "hello":
-            for cam in unpack(e.data).get("cameras", []):
+            hello = unpack(e.data)
+            model = (float(hello.get("lambda_g", 0.5)), int(hello.get("global_dim", 1)))
+            if self.model is None:
+                self.model = model
+                self.assoc = self.make_associator(*model)
+            elif model != self.model:
+                self.log(f"warning: edge {e.edge!r} embeds with lambda_g/global_dim {model}, the fleet with "
+                         f"{self.model}: its distances are not comparable (deploy one model to every edge)")
+            for cam in hello.get("cameras", []):
                 owner = self._camera_owner.setdefault(cam, e.edge)
                 if owner != e.edge:
                     self.log(f"warning: camera {cam!r} announced by edge {e.edge!r} and by {owner!r}; "
@@ -121,6 +133,7 @@ class Central:
     def _process(self, batch: Batch) -> list[tuple[str, Decision]]:
         """Decide one batch: updates first, then new tracklets in camera order, as `run` does."""
         t0 = time.perf_counter()
+        assoc = self._associator(batch)
         owner: dict[str, str] = {}
         decide: list[tuple[tuple[int, str], int, TrackletEvent]] = []
         n = 0
@@ -129,19 +142,28 @@ class Central:
             n += len(dec) + len(upd)
             if not batch.late:
                 for ev in upd:
-                    self.assoc.update(ev)
+                    assoc.update(ev)
             for ev in dec:
-                if batch.late and self.assoc.decision(ev.event_id) is not None:
+                if batch.late and assoc.decision(ev.event_id) is not None:
                     continue  # a restarted edge's replay: decided before, the edge reads it back
                 owner[ev.event_id] = e.edge
                 decide.append((self._cam_rank(ev.camera), len(decide), ev))
         decide.sort(key=lambda x: (x[0], x[1]))
-        decisions = self.assoc.decide([ev for _, _, ev in decide]) if decide else []
+        decisions = assoc.decide([ev for _, _, ev in decide]) if decide else []
         self.stats.events += n
         self.stats.decisions += len(decisions)
         self.stats.batches += 1
         self.stats.decide_seconds += time.perf_counter() - t0
         return [(owner[d.event_id], d) for d in decisions]
+
+    def _associator(self, batch: Batch) -> Associator:
+        if self.assoc is None:  # steps before any hello: only a log that lost its start
+            dim = next((len(ev.global_) for e in batch.entries for ev in self._events.get(e.entry_id, ([], []))[0]
+                        if ev.global_ is not None), 1)
+            self.log("warning: tracklet events before any edge said hello; assuming lambda_g 0.5")
+            self.model = (0.5, dim)
+            self.assoc = self.make_associator(*self.model)
+        return self.assoc
 
     def _record(self, batch: Batch, decisions: list[tuple[str, Decision]]) -> None:
         out = self._out

@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ..pipeline.associate import Decision, Interval, TrackletEvent
 from .codec import pack, unpack
@@ -76,8 +77,9 @@ class EdgeLink:
     def session(self) -> int:
         return self.outbox.session
 
-    def start(self) -> None:
-        self.put("hello", 0.0, pack({"cameras": list(self.config.cameras), "session": self.session}))
+    def start(self, **meta: object) -> None:
+        """Say hello (cameras, session and ``meta``: the model's lambda_g and global_dim), start the threads."""
+        self.put("hello", 0.0, pack({"cameras": list(self.config.cameras), "session": self.session, **meta}))
         for target, name in ((self._publisher, "publisher"), (self._receiver, "receiver")):
             th = threading.Thread(target=target, name=f"fleet-{name}", daemon=True)
             th.start()
@@ -188,6 +190,7 @@ class EdgeLink:
         for th in self._threads:
             th.join(timeout=5.0)
         self.outbox.close()
+        self.t.close()
 
 
 class RemoteAssociator:
@@ -200,6 +203,7 @@ class RemoteAssociator:
         self._decide: list[TrackletEvent] = []
         self._update: list[TrackletEvent] = []
         self._last_mark = float("-inf")
+        self._last_clock = float("-inf")
         self._submitted: dict[str, TrackletEvent] = {}  # local id -> latest event
         self._decisions: dict[str, Decision] = {}  # local id -> decision
         self.steps = 0
@@ -214,6 +218,10 @@ class RemoteAssociator:
         if not d.event_id.startswith(self.prefix):
             return None
         return Decision(d.event_id[len(self.prefix):], d.global_id, d.distance)
+
+    def start(self, lambda_g: float, global_dim: int) -> None:
+        """Called by the pipeline once it knows the model: hello, then the link's threads run."""
+        self.link.start(lambda_g=lambda_g, global_dim=global_dim)
 
     # the Associator's interface, as the pipeline uses it
     def update(self, event: TrackletEvent) -> None:
@@ -250,13 +258,15 @@ class RemoteAssociator:
     def end_step(self, clock: float) -> None:
         """Close the step at site clock ``clock``: one outbox message (or a watermark now and then)."""
         self.steps += 1
+        if (self._decide or self._update) and clock <= self._last_clock:
+            clock = self._last_clock + 1e-6  # the run's final round after its last step: one clock unit on
         if self._decide or self._update:
             self.link.put("step", clock, self.encoder.encode(self._decide, self._update))
             self._decide, self._update = [], []
-            self._last_mark = clock
-        elif clock - self._last_mark >= self.link.config.mark_every_s:
+            self._last_mark = self._last_clock = clock
+        elif clock - self._last_mark >= self.link.config.mark_every_s and clock > self._last_clock:
             self.link.put("mark", clock, b"")
-            self._last_mark = clock
+            self._last_mark = self._last_clock = clock
 
     def poll(self) -> list[Decision]:
         """Decisions that arrived since the last call (for tracklets of this run)."""
@@ -274,6 +284,39 @@ class RemoteAssociator:
     def finish(self, clock: float, timeout_s: float) -> list[Decision]:
         """Say goodbye (clock ``clock``) and wait up to ``timeout_s`` for the missing decisions."""
         self.end_step(clock)
-        self.link.put("bye", clock, b"")
+        self.link.put("bye", max(clock, self._last_clock), b"")
         self.link.wait_for({self.prefix + e for e in self.undecided()}, timeout_s)
         return self.poll()
+
+    def stats(self) -> dict[str, object]:
+        """The edge's fleet figures for summary.json."""
+        link = self.link
+        return {"edge_id": link.config.edge_id, "session": link.session, "messages_published": link.stats.published,
+                "outbox_left": len(link.outbox), "outbox_dropped": link.outbox.dropped,
+                "reconnects": link.stats.reconnects, "decisions": len(self._decisions),
+                "undecided_tracklets": len(self.undecided())}
+
+    def close(self) -> None:
+        self.link.close()
+
+
+def open_edge(url: str, edge_id: str, outbox_path: str | Path, max_buffer_mb: float = 256.0,
+              log: Callable[[str], None] | None = None) -> Callable[[list[Any]], RemoteAssociator]:
+    """Check the broker now (a bad URL or an unreachable server is a one-line error before any
+    video is opened) and return the factory :func:`~reid_edge.pipeline.runner.run_pipeline` calls
+    with the opened cameras.
+
+    Raises:
+        FleetError: bad URL, missing client, unreachable server.
+    """
+    from .redis_transport import connect
+
+    transport = connect(url, "--publish")
+
+    def make(sources: list[Any]) -> RemoteAssociator:
+        replayable = all(getattr(src, "kind", "") in ("file", "folder") for src in sources)
+        cfg = EdgeConfig(edge_id, tuple(src.name for src in sources), Path(outbox_path),
+                         int(max_buffer_mb * 2**20), replayable=replayable)
+        return RemoteAssociator(EdgeLink(transport, cfg, log))
+
+    return make
