@@ -62,6 +62,7 @@ class CentralStats:
     reconnects: int = 0
     commit_seconds: float = 0.0
     decide_seconds: float = 0.0
+    run_seconds: float = 0.0  # from the start of recovery to the end of the loop
     excluded_edges: list[str] = field(default_factory=list)
 
 
@@ -288,6 +289,7 @@ class Central:
     def run(self, stop: threading.Event | None = None) -> CentralStats:
         """Recover, then decide until ``stop`` is set (or, with ``exit_when_done``, all edges are done)."""
         self._lock(stop)
+        t0 = time.perf_counter()
         try:
             self.recover()
             self._commit()
@@ -301,4 +303,5 @@ class Central:
                 self.t.release_lock(self._token)
             except TransportUnavailable:
                 pass
+            self.stats.run_seconds = time.perf_counter() - t0
         return self.stats

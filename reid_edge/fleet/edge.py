@@ -68,6 +68,7 @@ class EdgeLink:
         self._wake = threading.Event()
         self._lock = threading.Lock()
         self._decided: dict[str, Decision] = {}
+        self.arrived_at: dict[str, float] = {}  # event id -> time.monotonic() its decision arrived (latency)
         self._new: list[Decision] = []
         self._arrived = threading.Condition(self._lock)
         self._threads: list[threading.Thread] = []
@@ -144,10 +145,12 @@ class EdgeLink:
                 cursor = entry_id
                 for eid, gid, dist in unpack(data):
                     got.append(Decision(str(eid), int(gid), None if dist is None else float(dist)))
+            now = time.monotonic()
             with self._arrived:
                 for d in got:
                     if d.event_id not in self._decided:
                         self._decided[d.event_id] = d
+                        self.arrived_at[d.event_id] = now
                         self._new.append(d)
                 self.stats.decisions = len(self._decided)
                 self._arrived.notify_all()
