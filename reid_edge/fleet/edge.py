@@ -12,6 +12,12 @@ the fleet keeps that name, so an edge restarted on the same footage re-creates t
 tracklets under the same ids and gets their recorded decisions back; for live sources the ids
 are prefixed with the outbox's session number (``s3/<camera>/<track id>``), since a restarted
 live edge starts new tracklets whose track ids repeat.
+
+Time base: the associator compares times across boxes (batches by site clock, same-camera
+overlaps, layout travel times). File sources keep the footage's clock, the same on every box
+that replays the site's recordings. Live sources put their times on the wall clock (Unix
+seconds at the session's start plus the camera clock), so boxes must keep their clocks in
+sync (NTP) and a restarted live edge continues on the same time line.
 """
 
 from __future__ import annotations
@@ -203,19 +209,23 @@ class RemoteAssociator:
         self.link = link
         self.encoder = DeltaEncoder()
         self.prefix = "" if link.config.replayable else f"s{link.session}/"
+        # live sources: times go on the wall clock (see the module docstring); footage keeps its own
+        self.offset = 0.0 if link.config.replayable else time.time()
         self._decide: list[TrackletEvent] = []
         self._update: list[TrackletEvent] = []
         self._last_mark = float("-inf")
         self._last_clock = float("-inf")
-        self._submitted: dict[str, TrackletEvent] = {}  # local id -> latest event
+        self._seen: dict[str, Interval] = {}  # local id -> where and when (summary)
+        self._undecided: set[str] = set()
         self._decisions: dict[str, Decision] = {}  # local id -> decision
         self.steps = 0
 
     def _wire(self, ev: TrackletEvent) -> TrackletEvent:
+        self._seen[ev.event_id] = Interval(ev.camera, ev.start_s, ev.end_s)
         if not self.prefix:
             return ev
-        return TrackletEvent(self.prefix + ev.event_id, ev.camera, ev.start_s, ev.end_s, ev.global_, ev.stripes,
-                             ev.weight, ev.final)
+        return TrackletEvent(self.prefix + ev.event_id, ev.camera, ev.start_s + self.offset, ev.end_s + self.offset,
+                             ev.global_, ev.stripes, ev.weight, ev.final)
 
     def _local(self, d: Decision) -> Decision | None:
         if not d.event_id.startswith(self.prefix):
@@ -228,19 +238,19 @@ class RemoteAssociator:
 
     # the Associator's interface, as the pipeline uses it
     def update(self, event: TrackletEvent) -> None:
-        self._submitted[event.event_id] = event
         self._update.append(self._wire(event))
 
     def decide(self, events: list[TrackletEvent]) -> list[Decision]:
         """Queue for the central associator; returns the decisions already known (a replay)."""
         out = []
         for ev in events:
-            self._submitted[ev.event_id] = ev
+            self._undecided.add(ev.event_id)
             self._decide.append(self._wire(ev))
             known = self.link.known(self.prefix + ev.event_id)
             if known is not None:
                 d = Decision(ev.event_id, known.global_id, known.distance)
                 self._decisions[ev.event_id] = d
+                self._undecided.discard(ev.event_id)
                 out.append(d)
         return out
 
@@ -252,15 +262,16 @@ class RemoteAssociator:
         """This edge's cameras' tracklets per global id (the whole site's are at the associator)."""
         out: dict[int, list[Interval]] = {}
         for eid, d in self._decisions.items():
-            ev = self._submitted.get(eid)
-            if ev is not None:
-                out.setdefault(d.global_id, []).append(Interval(ev.camera, ev.start_s, ev.end_s))
+            iv = self._seen.get(eid)
+            if iv is not None:
+                out.setdefault(d.global_id, []).append(iv)
         return out
 
     # the fleet's additions
     def end_step(self, clock: float) -> None:
         """Close the step at site clock ``clock``: one outbox message (or a watermark now and then)."""
         self.steps += 1
+        clock += self.offset
         if (self._decide or self._update) and clock <= self._last_clock:
             clock = self._last_clock + 1e-6  # the run's final round after its last step: one clock unit on
         if self._decide or self._update:
@@ -276,18 +287,19 @@ class RemoteAssociator:
         out = []
         for d in self.link.take_new():
             loc = self._local(d)
-            if loc is not None and loc.event_id in self._submitted and loc.event_id not in self._decisions:
+            if loc is not None and loc.event_id in self._undecided:
                 self._decisions[loc.event_id] = loc
+                self._undecided.discard(loc.event_id)
                 out.append(loc)
         return out
 
     def undecided(self) -> set[str]:
-        return {eid for eid in self._submitted if eid not in self._decisions}
+        return set(self._undecided)
 
     def finish(self, clock: float, timeout_s: float) -> list[Decision]:
         """Say goodbye (clock ``clock``) and wait up to ``timeout_s`` for the missing decisions."""
         self.end_step(clock)
-        self.link.put("bye", max(clock, self._last_clock), b"")
+        self.link.put("bye", max(clock + self.offset, self._last_clock), b"")
         self.link.wait_for({self.prefix + e for e in self.undecided()}, timeout_s)
         return self.poll()
 
