@@ -37,3 +37,7 @@ class PipelineError(ReidEdgeError):
 
 class FleetError(ReidEdgeError):
     """The fleet transport cannot start: bad broker URL, broker unreachable, edge/camera clash."""
+
+
+class GalleryError(ReidEdgeError):
+    """An identity gallery file that is corrupt, foreign or made for another model; never overwritten."""

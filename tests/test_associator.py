@@ -73,13 +73,14 @@ def _random_rounds(seed: int, people: int, rounds: int, stripes: bool) -> list[l
 
 
 @pytest.mark.parametrize("seed", range(6))
-@pytest.mark.parametrize("top_k", [1, 32])
-def test_decisions_equal_the_pure_matcher(seed: int, top_k: int) -> None:
+@pytest.mark.parametrize(("top_k", "exact_below"), [(1, 2048), (32, 2048), (2, 0)])
+def test_decisions_equal_the_pure_matcher(seed: int, top_k: int, exact_below: int) -> None:
+    """Pruned candidates (top_k 1), every candidate, and the float32 pre-selection of large galleries."""
     stripes = seed % 2 == 0
     layout = LAYOUT if seed % 3 == 0 else None
     rounds = _random_rounds(seed, people=12, rounds=25, stripes=stripes)
     want = _reference_rounds(rounds, 1.0, 0.5, 8, layout)
-    assoc = Associator(AssociationConfig(max_distance=1.0), 0.5, 8, layout, top_k=top_k)
+    assoc = Associator(AssociationConfig(max_distance=1.0), 0.5, 8, layout, top_k=top_k, exact_below=exact_below)
     got = []
     for rnd in rounds:
         evs = [TrackletEvent(e, c, a, b, *app.sums(), app.weight, True) for e, c, a, b, app in rnd]

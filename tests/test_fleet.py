@@ -57,7 +57,8 @@ def _cmd(*args: str) -> list[str]:
 
 
 def _env() -> dict[str, str]:
-    return {**os.environ, "OMP_WAIT_POLICY": "PASSIVE", "OMP_NUM_THREADS": "1"}
+    # faulthandler: a process that hangs is sent SIGABRT and leaves its stack in its log
+    return {**os.environ, "OMP_WAIT_POLICY": "PASSIVE", "OMP_NUM_THREADS": "1", "PYTHONFAULTHANDLER": "1"}
 
 
 def _edge(site: dict[str, Path], url: str, name: str, out: Path, *extra: str) -> subprocess.Popen[bytes]:
@@ -80,6 +81,10 @@ def _wait(procs: list[subprocess.Popen[bytes]], out: Path, timeout: float = 150.
         try:
             rc = p.wait(max(1.0, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
+            for q in procs:
+                if q.poll() is None:
+                    q.send_signal(signal.SIGABRT)
+            time.sleep(1.0)
             for q in procs:
                 q.kill()
             logs = {f.name: f.read_text(errors="replace")[-1500:] for f in out.glob("*.log")}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -75,6 +76,44 @@ def test_outbox_put_never_waits_for_the_sender(tmp_path: Path) -> None:
     stop.set()
     th.join()
     assert box.bytes >= 0
+
+
+class _SlowTransport:
+    """Publishes slowly; every decision is already there (the race at the end of a run)."""
+
+    def __init__(self) -> None:
+        self.published: list[Outgoing] = []
+
+    def publish(self, edge: str, messages: list[Outgoing]) -> None:
+        time.sleep(0.3)
+        self.published.extend(messages)
+
+    def read_decisions(self, edge: str, after: str, block_ms: int) -> list[tuple[str, bytes]]:
+        if after == "0":
+            return [("1-0", pack([["cam/1", 1, None]]))]
+        time.sleep(0.05)
+        return []
+
+    def heartbeat(self, edge: str, ttl_ms: int) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def test_edge_goodbye_leaves_before_the_edge_does(tmp_path: Path) -> None:
+    from reid_edge.fleet.edge import EdgeConfig, EdgeLink, RemoteAssociator
+    from reid_edge.pipeline.associate import TrackletEvent
+
+    t = _SlowTransport()
+    ra = RemoteAssociator(EdgeLink(t, EdgeConfig("e", ("cam",), tmp_path / "o.sqlite", publish_batch=1)))
+    ra.start(0.5, 3)
+    got = ra.decide([TrackletEvent("cam/1", "cam", 0.0, 1.0, np.ones(3), None, 1.0, True)])
+    ra.end_step(1.0)
+    got += ra.finish(1.0, 10.0)
+    assert [d.global_id for d in got] == [1] and not ra.undecided()
+    ra.close()
+    assert [m.kind for m in t.published] == ["hello", "step", "bye"]  # the associator hears the goodbye
 
 
 def _e(eid: str, edge: str, seq: int, clock: float, kind: str = "step", session: int = 1) -> Entry:

@@ -85,6 +85,12 @@ def register(app: typer.Typer) -> None:
         skip_bad_cameras: bool = typer.Option(False, "--skip-bad-cameras", help="Go on without cameras that "
                                               "cannot be opened."),
         no_progress: bool = typer.Option(False, "--no-progress", help="No progress bars."),
+        gallery: Path = typer.Option(None, "--gallery", help="SQLite identity gallery: people keep their id "
+                                     "across runs and restarts (created when missing)."),
+        gallery_max_age: float = typer.Option(30.0, "--gallery-max-age", help="Days an unseen person stays "
+                                              "in --gallery."),
+        gallery_max_size: int = typer.Option(100_000, "--gallery-max-size", min=1, help="Most people kept in "
+                                             "--gallery (the least recently seen go first)."),
         publish: str = typer.Option(None, "--publish", help="Camera fleet: redis://HOST:PORT/DB of the site's "
                                     "Redis; tracklets go to `reid-edge associate`, global ids come back."),
         edge_id: str = typer.Option(None, "--edge-id", help="This box's name in the fleet (default: host name)."),
@@ -109,6 +115,7 @@ def register(app: typer.Typer) -> None:
 
         Outputs in --out: <camera>.txt (MOT rows, global ids), mtmc.txt (AI City format),
         events.jsonl (one line per tracklet), summary.json. Ctrl-C stops, flushes and prints the summary.
+        With --gallery the people seen are kept in an SQLite file and keep their ids in later runs.
         """
         from ..backends import load_backend
         from ..config import load_yaml, to_dict
@@ -145,6 +152,8 @@ def register(app: typer.Typer) -> None:
         if model is None:
             model = find_default_model()
             print(f"model: {model} (default; searched {', '.join(DEFAULT_MODEL_SEARCH)})", file=sys.stderr)
+        if gallery_max_age <= 0:
+            raise ConfigError("--gallery-max-age must be > 0 (days)")
         fleet = None
         if publish is not None:
             import socket
@@ -157,7 +166,21 @@ def register(app: typer.Typer) -> None:
                               log=lambda msg: print(f"fleet: {msg}", file=sys.stderr))
         elif edge_id is not None or publish_buffer is not None:
             raise ConfigError("--edge-id and --publish-buffer need --publish")
+        if publish is not None and gallery is not None:
+            raise ConfigError("--gallery with --publish: a fleet's gallery lives with the associator "
+                              "(reid-edge associate --gallery PATH)")
         backend = load_backend(model, device=device)
+        store = None
+        if gallery is not None:
+            from ..pipeline.gallery import GalleryConfig, IdentityGallery, model_key
+
+            card = getattr(backend, "card", None)
+            try:
+                store = IdentityGallery(gallery, int(getattr(card, "global_dim", 1)), model_key(card),
+                                        GalleryConfig(gallery_max_age * 86400.0, gallery_max_size))
+            except BaseException:
+                backend.close()
+                raise
         out_dir = prepare_out_dir(out, overwrite=overwrite)
 
         def warn(msg: str) -> None:
@@ -183,11 +206,14 @@ def register(app: typer.Typer) -> None:
                 list(cameras), out_dir, backend, detector=detector, detections_dir=detections,
                 camera_names=list(camera_names) if camera_names else None, layout=lay, config=cfg,
                 max_frames=max_frames, save_video=save_video, show=show, skip_bad_cameras=skip_bad_cameras,
-                device=device, warn=warn, progress=progress_cb, fleet=fleet, fleet_wait_s=decision_wait)
+                device=device, warn=warn, progress=progress_cb, gallery=store, fleet=fleet,
+                fleet_wait_s=decision_wait)
         finally:
             if bar is not None:
                 bar.stop()
             backend.close()
+            if store is not None:
+                store.close()
         _print_summary(summary, out_dir)
         if summary["interrupted"]:
             print(f"interrupted: outputs flushed to {out_dir}", file=sys.stderr)

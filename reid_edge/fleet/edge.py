@@ -300,7 +300,12 @@ class RemoteAssociator:
         """Say goodbye (clock ``clock``) and wait up to ``timeout_s`` for the missing decisions."""
         self.end_step(clock)
         self.link.put("bye", max(clock + self.offset, self._last_clock), b"")
+        deadline = time.monotonic() + timeout_s
         self.link.wait_for({self.prefix + e for e in self.undecided()}, timeout_s)
+        # the last decisions can arrive before the goodbye has left the outbox: without it the
+        # associator would keep waiting for this edge, so let it go out too (what cannot, stays
+        # on disk for the next start)
+        self.link.drain(max(deadline - time.monotonic(), min(timeout_s, 5.0)))
         return self.poll()
 
     def stats(self) -> dict[str, object]:

@@ -334,15 +334,21 @@ class _Identity:
 
 
 class _Rows:
-    """The identities' unit appearances as one contiguous matrix (capacity doubles as it grows)."""
+    """The identities' unit appearances as one contiguous matrix (capacity doubles as it grows).
+
+    Float64 rows give exactly the numbers :func:`~reid_edge.distance.combined_distance` gives; a
+    float32 mirror serves the pre-selection of large galleries (:meth:`distances`).
+    """
 
     def __init__(self, dim: int) -> None:
         self.dim = dim
         self.n = 0
         self.g = np.full((16, dim), np.nan)
         self.gn = np.full(16, np.nan)  # cached (g*g).sum(1): the same numbers euclidean() computes
+        self.g32 = np.full((16, dim), np.nan, dtype=np.float32)
         self.s: np.ndarray | None = None
         self.sn: np.ndarray | None = None
+        self.s32: np.ndarray | None = None
         self.has_s = np.zeros(16, dtype=bool)
 
     def _grow(self, need: int) -> None:
@@ -350,12 +356,14 @@ class _Rows:
         if need <= cap:
             return
         new = max(need, 2 * cap)
-        self.g = np.concatenate([self.g, np.full((new - cap, self.dim), np.nan)])
-        self.gn = np.concatenate([self.gn, np.full(new - cap, np.nan)])
-        self.has_s = np.concatenate([self.has_s, np.zeros(new - cap, dtype=bool)])
-        if self.s is not None and self.sn is not None:
-            self.s = np.concatenate([self.s, np.full((new - cap, *self.s.shape[1:]), np.nan)])
-            self.sn = np.concatenate([self.sn, np.full((new - cap, self.sn.shape[1]), np.nan)])
+
+        def pad(a: np.ndarray, fill: object = np.nan) -> np.ndarray:
+            return np.concatenate([a, np.full((new - cap, *a.shape[1:]), fill, dtype=a.dtype)])
+
+        self.g, self.gn, self.g32 = pad(self.g), pad(self.gn), pad(self.g32)
+        self.has_s = pad(self.has_s, False)
+        if self.s is not None and self.sn is not None and self.s32 is not None:
+            self.s, self.sn, self.s32 = pad(self.s), pad(self.sn), pad(self.s32)
 
     def set(self, row: int, g: np.ndarray | None, s: np.ndarray | None) -> None:
         self._grow(row + 1)
@@ -366,34 +374,65 @@ class _Rows:
         else:
             self.g[row] = g
             self.gn[row] = (self.g[row:row + 1] * self.g[row:row + 1]).sum(1)[0]
+        self.g32[row] = self.g[row]
         if s is None:
             self.has_s[row] = False
             return
         if self.s is None:
             self.s = np.full((len(self.g), *s.shape), np.nan)
             self.sn = np.full((len(self.g), s.shape[0]), np.nan)
-        assert self.sn is not None
+            self.s32 = np.full((len(self.g), *s.shape), np.nan, dtype=np.float32)
+        assert self.sn is not None and self.s32 is not None
         self.s[row] = s
         self.sn[row] = (self.s[row] * self.s[row]).sum(-1)
+        self.s32[row] = s
         self.has_s[row] = True
 
-    def distances(self, qg: np.ndarray, qs: np.ndarray | None, lambda_g: float) -> np.ndarray:
-        """``[Q, n]`` combined distances; exactly :func:`~reid_edge.distance.combined_distance`'s numbers."""
-        n = self.n
-        a = qg.astype(np.float64, copy=False)
-        b = self.g[:n]
-        sq = (a * a).sum(1)[:, None] + self.gn[None, :n] - 2.0 * a @ b.T
+    def _combined(self, qg: np.ndarray, qs: np.ndarray | None, lambda_g: float, g: np.ndarray, gn: np.ndarray,
+                  s: np.ndarray | None, sn: np.ndarray | None) -> np.ndarray:
+        sq = (qg * qg).sum(1)[:, None] + gn[None, :] - 2.0 * qg @ g.T
         dist = np.sqrt(np.maximum(sq, 0.0))
-        if qs is not None and self.s is not None and self.sn is not None and bool(self.has_s[:n].all()):
+        if qs is not None and s is not None and sn is not None:
             local = np.zeros_like(dist)
             for k in range(qs.shape[1]):
                 a = qs[:, k]
-                b = self.s[:n, k]
-                sq = (a * a).sum(1)[:, None] + self.sn[None, :n, k] - 2.0 * a @ b.T
+                b = s[:, k]
+                sq = (a * a).sum(1)[:, None] + sn[None, :, k] - 2.0 * a @ b.T
                 local += np.sqrt(np.maximum(sq, 0.0))
             local /= qs.shape[1]
             dist = lambda_g * dist + (1.0 - lambda_g) * local
         return dist
+
+    def distances(self, qg: np.ndarray, qs: np.ndarray | None, lambda_g: float, gate: float,
+                  exact_below: int) -> np.ndarray:
+        """``[Q, n]`` combined distances; NaN rows give NaN.
+
+        Up to ``exact_below`` identities: one float64 product over all of them, exactly the
+        numbers :func:`~reid_edge.distance.combined_distance` gives. Above: a float32 product
+        picks every identity within ``gate + 1e-3`` of some query (float32 errors are ~1e-6),
+        then float64 distances of those; the others are ``inf`` (outside the gate anyway).
+        """
+        n = self.n
+        qg = qg.astype(np.float64, copy=False)
+        use_s = qs is not None and self.s is not None and bool(self.has_s[:n].all())
+        s = self.s[:n] if use_s and self.s is not None else None
+        sn = self.sn[:n] if use_s and self.sn is not None else None
+        if n <= exact_below:
+            return self._combined(qg, qs if use_s else None, lambda_g, self.g[:n], self.gn[:n], s, sn)
+        s32 = self.s32[:n] if use_s and self.s32 is not None else None
+        q32 = qg.astype(np.float32)
+        qs32 = None if (qs is None or not use_s) else qs.astype(np.float32)
+        g32 = self.g32[:n]
+        gn32 = self.gn[:n].astype(np.float32)
+        sn32 = None if sn is None else sn.astype(np.float32)
+        approx = self._combined(q32, qs32, lambda_g, g32, gn32, s32, sn32)
+        with np.errstate(invalid="ignore"):
+            cand = np.flatnonzero((approx <= gate + 1e-3).any(0))
+        out = np.full((len(qg), n), np.inf)
+        if len(cand):
+            out[:, cand] = self._combined(qg, qs if use_s else None, lambda_g, self.g[cand], self.gn[cand],
+                                          None if s is None else s[cand], None if sn is None else sn[cand])
+        return out
 
 
 class Associator:
@@ -425,15 +464,20 @@ class Associator:
             people (matched by appearance only: their times are from another session) and
             which is kept up to date (:meth:`flush`).
         top_k: candidates per query that go through the feasibility rules.
+        exact_below: up to this many identities distances come from one float64 product over all
+            of them (the numbers :func:`match_tracklets` computes, bit for bit); above, a
+            float32 product pre-selects the identities near the gate first.
     """
 
     def __init__(self, config: AssociationConfig, lambda_g: float, global_dim: int,
-                 layout: CameraLayout | None = None, gallery: object | None = None, top_k: int = 32) -> None:
+                 layout: CameraLayout | None = None, gallery: object | None = None, top_k: int = 32,
+                 exact_below: int = 2048) -> None:
         self.config = config
         self.lambda_g = float(lambda_g)
         self.global_dim = int(global_dim)
         self.layout = layout
         self.top_k = max(1, int(top_k))
+        self.exact_below = int(exact_below)
         self.next_gid = 1
         self._ids: list[_Identity] = []  # column order = order the identities were first decided
         self._col: dict[int, int] = {}
@@ -556,7 +600,7 @@ class Associator:
                 use_s = no_stripes == 0 and all(qs_all[i] is not None for i in qi)
                 qg = np.stack([qg_all[i] for i in qi])  # type: ignore[misc]
                 qs = np.stack([qs_all[i] for i in qi]) if use_s else None  # type: ignore[misc]
-                dist = rows.distances(qg, qs, self.lambda_g)
+                dist = rows.distances(qg, qs, self.lambda_g, self.config.max_distance, self.exact_below)
                 k = max(self.top_k, len(qi))
                 cand: dict[int, dict[int, float]] = {}
                 for r, i in enumerate(qi):

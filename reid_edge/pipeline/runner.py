@@ -38,6 +38,8 @@ DEFAULT_MODEL_SEARCH: tuple[str, ...] = (
     "runs/train/last.pt",
 )
 
+GALLERY_FLUSH_S = 5.0  # how often appearance refinements of known people reach --gallery
+
 STAGES = ("decode", "detect", "track", "embed", "associate", "output")
 
 
@@ -140,6 +142,7 @@ class Pipeline:
             fleet.start(self.lambda_g, self.global_dim)
         self._submitted: dict[str, tuple[CameraState, Tracklet]] = {}  # event id -> tracklet awaiting its id
         self._clock = 0.0
+        self._flushed = time.perf_counter()
         self.timers = dict.fromkeys(STAGES, 0.0)
         self.embeddings = 0
         self.embed_batches = 0
@@ -295,6 +298,10 @@ class Pipeline:
             for dec in self.fleet.poll():
                 self._apply(dec)
         self._emit_finished()
+        gallery = getattr(self.associator, "gallery", None)  # a fleet edge has none: the associator keeps it
+        if gallery is not None and (final or time.perf_counter() - self._flushed > GALLERY_FLUSH_S):
+            self.associator.flush()  # appearance refinements; decisions are committed as they are made
+            self._flushed = time.perf_counter()
         self._tic("associate", t0)
 
     def _apply(self, dec: Any) -> None:
@@ -473,11 +480,13 @@ def run_pipeline(cameras: list[str], out_dir: str | Path, backend: Any, detector
                  skip_bad_cameras: bool = False, device: str = "auto",
                  warn: Callable[[str], None] | None = None,
                  progress: Callable[[str, int, int | None], None] | None = None,
-                 fleet: Callable[[list[FrameSource]], Any] | None = None,
+                 gallery: Any = None, fleet: Callable[[list[FrameSource]], Any] | None = None,
                  fleet_wait_s: float = 120.0) -> dict[str, Any]:
     """Library entry: open cameras, build detectors, run, return the summary.
 
-    ``out_dir`` must exist (the CLI prepares it). Raises :class:`PipelineError` for cameras
+    ``out_dir`` must exist (the CLI prepares it). ``gallery``: an open
+    :class:`~.gallery.IdentityGallery` whose people keep their ids (the caller closes it).
+    Raises :class:`PipelineError` for cameras
     that cannot be opened (unless ``skip_bad_cameras``) and bad detector settings.
     ``fleet``: builds the edge's link to a central associator from the opened cameras
     (:func:`reid_edge.fleet.edge.open_edge`); it is closed when the run ends.
@@ -505,8 +514,8 @@ def run_pipeline(cameras: list[str], out_dir: str | Path, backend: Any, detector
     try:
         with ResultWriter(out, [(s.name, s.camera_id) for s in sources]) as writer:
             pipe = Pipeline(sources, detectors, backend, writer, config, layout,
-                            video_dir=out if save_video else None, show=show, progress=progress, fleet=remote,
-                            fleet_wait_s=fleet_wait_s)
+                            video_dir=out if save_video else None, show=show, progress=progress, gallery=gallery,
+                            fleet=remote, fleet_wait_s=fleet_wait_s)
             return pipe.run(max_frames=max_frames)
     finally:
         if remote is not None:
