@@ -69,9 +69,10 @@ def _edge(site: dict[str, Path], url: str, name: str, out: Path, *extra: str) ->
                             env=_env(), stdout=subprocess.DEVNULL, stderr=open(out / f"{name}.log", "ab"))
 
 
-def _associator(url: str, out: Path, tag: str) -> subprocess.Popen[bytes]:
+def _associator(url: str, out: Path, tag: str, *extra: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen(_cmd("associate", "--redis", url, "--edges", "A", "B", "--max-distance", GATE,
-                                 "--edge-timeout", "0", "--exit-when-done", "--summary", str(out / f"{tag}.json")),
+                                 "--edge-timeout", "0", "--exit-when-done", "--summary", str(out / f"{tag}.json"),
+                                 *extra),
                             env=_env(), stdout=subprocess.DEVNULL, stderr=open(out / f"{tag}.log", "ab"))
 
 
@@ -148,22 +149,41 @@ def test_fleet_equals_one_process(site: dict[str, Path], redis_aof: RedisServer,
     assert stats["num_identities"] == json.loads((site["ref"] / "summary.json").read_text())["num_identities"]
 
 
-def test_associator_late_start_and_kill9_restart(site: dict[str, Path], redis_aof: RedisServer,
-                                                 tmp_path: Path) -> None:
+def test_associator_late_start_and_kill9_restart_with_gallery(site: dict[str, Path], redis_aof: RedisServer,
+                                                              tmp_path: Path) -> None:
     out = tmp_path / "fleet"
     out.mkdir()
+    gallery = tmp_path / "gallery.sqlite"
     edges = [_edge(site, redis_aof.url, "A", out), _edge(site, redis_aof.url, "B", out)]
     time.sleep(2.0)  # the edges start without an associator: they publish and keep their rows pending
-    first = _associator(redis_aof.url, out, "assoc1")
+    first = _associator(redis_aof.url, out, "assoc1", "--gallery", str(gallery))
     _wait_batches(redis_aof.url, 25, [first, *edges])
     first.send_signal(signal.SIGKILL)
     first.wait(10)
     time.sleep(0.5)
-    second = _associator(redis_aof.url, out, "assoc2")
+    second = _associator(redis_aof.url, out, "assoc2", "--gallery", str(gallery))
     _wait([second, *edges], out)
-    _assert_same_as_single(site, out)
+    _assert_same_as_single(site, out)  # the gallery started empty: the same ids as a plain run
     stats = json.loads((out / "assoc2.json").read_text())["stats"]
     assert stats["replayed_batches"] >= 25 and stats["replay_mismatches"] == 0
+
+    # a new fleet session (another Redis database) with that gallery gives the ids a one-process
+    # `run --gallery` gives after its own first session: known people keep their ids
+    ref_gallery = tmp_path / "ref-gallery.sqlite"
+    cams = [str(site["scene"] / f"{c}.mp4") for c in CAMS]
+    common = ["--detections", str(site["scene"]), "--model", str(site["model"]), "--max-distance", GATE,
+              "--no-progress", "--gallery", str(ref_gallery)]
+    assert main(["run", "--cameras", *cams, "--out", str(tmp_path / "ref1"), *common]) == 0
+    assert main(["run", "--cameras", *cams, "--out", str(tmp_path / "ref2"), *common]) == 0
+    out2 = tmp_path / "fleet2"
+    out2.mkdir()
+    url2 = redis_aof.url[:-1] + "1"
+    procs = [_associator(url2, out2, "assoc", "--gallery", str(gallery)), _edge(site, url2, "A", out2),
+             _edge(site, url2, "B", out2)]
+    _wait(procs, out2)
+    _assert_same_as_single({**site, "ref": tmp_path / "ref2"}, out2)
+    first_ids = {ev[0] for ev in _identities({c: site["ref"] for c in CAMS})[1].values()}
+    assert {ev[0] for ev in _identities({c: tmp_path / "ref2" for c in CAMS})[1].values()} & first_ids
 
 
 def test_edge_kill9_and_restart(site: dict[str, Path], redis_aof: RedisServer, tmp_path: Path) -> None:

@@ -30,6 +30,12 @@ def register(app: typer.Typer) -> None:
         exit_when_done: bool = typer.Option(False, "--exit-when-done", help="Stop once every edge has finished "
                                             "its footage and all is decided (replays, tests)."),
         summary: Path = typer.Option(None, "--summary", help="Write identities and counters as JSON at exit."),
+        gallery: Path = typer.Option(None, "--gallery", help="SQLite identity gallery: people keep their id "
+                                     "across fleet sessions and restarts (created when missing)."),
+        gallery_max_age: float = typer.Option(30.0, "--gallery-max-age", help="Days an unseen person stays "
+                                              "in --gallery."),
+        gallery_max_size: int = typer.Option(100_000, "--gallery-max-size", min=1, help="Most people kept in "
+                                             "--gallery (the least recently seen go first)."),
     ) -> None:
         """Assign global identities to the tracklets every edge box publishes.
 
@@ -42,8 +48,11 @@ def register(app: typer.Typer) -> None:
           reid-edge associate --redis redis://10.0.0.2:6379/0
 
           reid-edge associate --redis redis://127.0.0.1:6379/0 --edges box1 box2 --layout site.yaml
+
+          reid-edge associate --redis redis://10.0.0.2:6379/0 --gallery site-gallery.sqlite
         """
         from ..config import from_dict, load_yaml, to_dict
+        from ..errors import ConfigError
         from ..fleet.central import Central, CentralConfig
         from ..fleet.redis_transport import connect
         from ..io import atomic_write_json
@@ -57,12 +66,23 @@ def register(app: typer.Typer) -> None:
             data["association"] = {**data["association"], "max_distance": max_distance}
             cfg = from_dict(PipelineConfig, data)
         lay = load_layout(layout) if layout is not None else None
+        if gallery_max_age <= 0:
+            raise ConfigError("--gallery-max-age must be > 0 (days)")
         transport = connect(redis, "--redis", prefix=prefix)
         acfg = cfg.association
+        opened: list[Any] = []
 
-        def make(lambda_g: float, global_dim: int) -> Associator:
+        def make(lambda_g: float, global_dim: int, model: str) -> Associator:
             lam = acfg.lambda_g if acfg.lambda_g is not None else lambda_g
-            return Associator(acfg, lam, global_dim, lay)
+            store = None
+            if gallery is not None:
+                from ..fleet.central import open_fleet_gallery
+                from ..pipeline.gallery import GalleryConfig
+
+                store = open_fleet_gallery(gallery, global_dim, model, transport.fleet_id(), prefix,
+                                           GalleryConfig(gallery_max_age * 86400.0, gallery_max_size))
+                opened.append(store)
+            return Associator(acfg, lam, global_dim, lay, store)
 
         def log(msg: str) -> None:
             print(f"associate: {msg}", file=sys.stderr, flush=True)
@@ -84,6 +104,8 @@ def register(app: typer.Typer) -> None:
         finally:
             signal.signal(signal.SIGTERM, old)
             transport.close()
+            for store in opened:
+                store.close()
         idents = central.assoc.identities if central.assoc is not None else {}
         log(f"{stats.decisions} decisions in {stats.batches} batches ({stats.events} tracklet events), "
             f"{len(idents)} identities; replayed {stats.replayed_batches} batches with {stats.replay_mismatches} "

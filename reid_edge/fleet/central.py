@@ -25,6 +25,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from ..pipeline.associate import Associator, Decision, TrackletEvent
@@ -80,14 +81,15 @@ class _Outgoing:
 class Central:
     """One associator process. Call :meth:`run` (it recovers first)."""
 
-    def __init__(self, transport: CentralTransport, make_associator: Callable[[float, int], Associator],
+    def __init__(self, transport: CentralTransport, make_associator: Callable[[float, int, str], Associator],
                  config: CentralConfig | None = None, log: Callable[[str], None] | None = None) -> None:
-        """``make_associator(lambda_g, global_dim)`` builds the association state once the first
-        edge has said which model it embeds with (every edge must use the same one)."""
+        """``make_associator(lambda_g, global_dim, model_key)`` builds the association state once
+        the first edge has said which model it embeds with (every edge must use the same one)."""
         self.t = transport
         self.make_associator = make_associator
         self.assoc: Associator | None = None
-        self.model: tuple[float, int] | None = None
+        self.model: tuple[float, int, str] | None = None
+        self._flushed = time.monotonic()
         self.config = config or CentralConfig()
         self.log = log or (lambda msg: None)
         self.batcher = Batcher(tuple(self.config.edges))
@@ -109,12 +111,12 @@ class Central:
         self.stats.entries += 1
         if e.kind == "hello":
             hello = unpack(e.data)
-            model = (float(hello.get("lambda_g", 0.5)), int(hello.get("global_dim", 1)))
+            model = (float(hello.get("lambda_g", 0.5)), int(hello.get("global_dim", 1)), str(hello.get("model", "")))
             if self.model is None:
                 self.model = model
                 self.assoc = self.make_associator(*model)
             elif model != self.model:
-                self.log(f"warning: edge {e.edge!r} embeds with lambda_g/global_dim {model}, the fleet with "
+                self.log(f"warning: edge {e.edge!r} embeds with (lambda_g, dim, model) {model}, the fleet with "
                          f"{self.model}: its distances are not comparable (deploy one model to every edge)")
             for cam in hello.get("cameras", []):
                 owner = self._camera_owner.setdefault(cam, e.edge)
@@ -162,7 +164,7 @@ class Central:
             dim = next((len(ev.global_) for e in batch.entries for ev in self._events.get(e.entry_id, ([], []))[0]
                         if ev.global_ is not None), 1)
             self.log("warning: tracklet events before any edge said hello; assuming lambda_g 0.5")
-            self.model = (0.5, dim)
+            self.model = (0.5, dim, "")
             self.assoc = self.make_associator(*self.model)
         return self.assoc
 
@@ -284,6 +286,11 @@ class Central:
         for b in batches:
             self._record(b, self._process(b))
         self._commit()
+        gallery = getattr(self.assoc, "gallery", None)
+        if gallery is not None and time.monotonic() - self._flushed > 5.0:
+            assert self.assoc is not None
+            self.assoc.flush()  # appearance refinements; decided identities are saved as they are made
+            self._flushed = time.monotonic()
         return len(batches)
 
     def run(self, stop: threading.Event | None = None) -> CentralStats:
@@ -300,8 +307,67 @@ class Central:
         finally:
             try:
                 self._commit()
+                if self.assoc is not None and getattr(self.assoc, "gallery", None) is not None:
+                    self.assoc.flush()
                 self.t.release_lock(self._token)
             except TransportUnavailable:
                 pass
             self.stats.run_seconds = time.perf_counter() - t0
         return self.stats
+
+
+class _ResumedGallery:
+    """A gallery whose known people come from the fleet's start snapshot, saved to the live file.
+
+    The associator's state is rebuilt by replaying the batch log, so the people it starts from
+    must be those it started from the first time, not the live file (which already holds this
+    fleet's own identities).
+    """
+
+    def __init__(self, prior: Any, live: Any) -> None:
+        self.prior, self.live = prior, live
+
+    def load(self) -> Any:
+        return self.prior.load()
+
+    def next_gid(self) -> int:
+        return int(self.prior.next_gid())
+
+    def save(self, records: Any, next_gid: int) -> None:
+        self.live.save(records, next_gid)
+
+    def close(self) -> None:
+        self.prior.close()
+        self.live.close()
+
+
+def open_fleet_gallery(path: str | Path, global_dim: int, model_key: str, fleet_id: str, prefix: str,
+                       config: Any = None) -> Any:
+    """Open ``--gallery`` for the associator of fleet ``fleet_id``.
+
+    The first time a fleet (one events log) uses the gallery, a snapshot of it is kept beside it
+    (``PATH.fleet-PREFIX-ID``); every later start of the same fleet (a restart after a crash)
+    loads its known people from that snapshot, so that replaying the batch log rebuilds exactly
+    the state the crashed associator had, and saves to the live file as usual.
+
+    Raises:
+        GalleryError: the file is not a gallery of this model (left as it is).
+    """
+    import sqlite3
+
+    from ..pipeline.gallery import GalleryConfig, IdentityGallery
+
+    cfg = config or GalleryConfig()
+    live = IdentityGallery(path, global_dim, model_key, cfg)
+    snap = Path(f"{path}.fleet-{prefix}-{fleet_id}")
+    if not snap.exists():
+        tmp = snap.with_name(snap.name + ".tmp")
+        dst = sqlite3.connect(str(tmp))
+        try:
+            live.conn.backup(dst)
+        finally:
+            dst.close()
+        tmp.replace(snap)
+    # eviction needs no limits on the snapshot: it must load as it was written
+    prior = IdentityGallery(snap, global_dim, model_key, GalleryConfig(max_age_s=1e12, max_identities=10**12))
+    return _ResumedGallery(prior, live)

@@ -232,6 +232,12 @@ class RedisTransport:
         raw = self._call(self.client.hgetall, self.decided_key)
         return {_text(k): bytes(v) for k, v in raw.items()}
 
+    def fleet_id(self) -> str:
+        import uuid
+
+        self._call(self.client.set, f"{self.prefix}:fleet", uuid.uuid4().hex[:12], nx=True)
+        return _text(self._call(self.client.get, f"{self.prefix}:fleet"))
+
     def alive(self, edges: list[str]) -> dict[str, bool]:
         if not edges:
             return {}

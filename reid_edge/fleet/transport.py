@@ -98,6 +98,10 @@ class CentralTransport(Protocol):
         """The idempotency record: event id -> decision."""
         ...
 
+    def fleet_id(self) -> str:
+        """A name for this fleet's log, made once when the log starts (a new log, a new name)."""
+        ...
+
     def read_log(self, after: str, count: int) -> list[Entry]:
         """Events log entries after position ``after`` ("-": from the start), any delivery state."""
         ...

@@ -139,7 +139,7 @@ class Pipeline:
         self.associator: Any = fleet if fleet is not None else Associator(
             self.config.association, self.lambda_g, self.global_dim, layout, gallery)
         if fleet is not None:
-            fleet.start(self.lambda_g, self.global_dim)
+            fleet.start(self.lambda_g, self.global_dim, card)
         self._submitted: dict[str, tuple[CameraState, Tracklet]] = {}  # event id -> tracklet awaiting its id
         self._clock = 0.0
         self._flushed = time.perf_counter()
