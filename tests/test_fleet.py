@@ -19,7 +19,7 @@ from reid_edge.cli import main
 from .fleet_support import RedisServer, free_port
 from .test_pipeline import _colour_onnx
 
-GATE = "0.5"  # with the colour fixture model: 10 identities, 3 of them across cameras, on this scene
+GATE = "0.5"  # with the colour fixture model: 9 identities, 4 of them across cameras, on this scene
 CAMS = ("cam1", "cam2", "cam3", "cam4")
 EDGES = {"A": CAMS[:2], "B": CAMS[2:]}
 
@@ -31,7 +31,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     from reid_edge.synth.scene import generate_scene
 
     root = tmp_path_factory.mktemp("fleet")
-    generate_scene(root / "scene", cameras=4, people=6, seconds=20, seed=2)
+    generate_scene(root / "scene", cameras=4, people=6, seconds=14, seed=2)
     model = _colour_onnx(root / "colour.onnx")
     ref = root / "single"
     assert main(["run", "--cameras", *[str(root / "scene" / f"{c}.mp4") for c in CAMS], "--detections",
@@ -155,7 +155,7 @@ def test_associator_late_start_and_kill9_restart_with_gallery(site: dict[str, Pa
     out.mkdir()
     gallery = tmp_path / "gallery.sqlite"
     edges = [_edge(site, redis_aof.url, "A", out), _edge(site, redis_aof.url, "B", out)]
-    time.sleep(2.0)  # the edges start without an associator: they publish and keep their rows pending
+    time.sleep(1.0)  # the edges start without an associator: they publish and keep their rows pending
     first = _associator(redis_aof.url, out, "assoc1", "--gallery", str(gallery))
     _wait_batches(redis_aof.url, 25, [first, *edges])
     first.send_signal(signal.SIGKILL)
