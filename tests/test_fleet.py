@@ -227,3 +227,7 @@ def test_publish_errors_are_one_line(site: dict[str, Path], tmp_path: Path, caps
     assert "cannot reach the Redis server" in err and len(err.strip().splitlines()) == 1
     assert main(["associate", "--redis", "redis://127.0.0.1:notaport/0"]) == 2
     assert "is not a Redis URL" in capsys.readouterr().err
+    assert main([*base, "--edge-id", "box1"]) == 2
+    assert "need --publish" in capsys.readouterr().err
+    assert main([*base, "--publish", "redis://127.0.0.1:6379/0", "--gallery", str(tmp_path / "g.sqlite")]) == 2
+    assert "lives with the associator" in capsys.readouterr().err

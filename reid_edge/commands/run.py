@@ -154,6 +154,9 @@ def register(app: typer.Typer) -> None:
             print(f"model: {model} (default; searched {', '.join(DEFAULT_MODEL_SEARCH)})", file=sys.stderr)
         if gallery_max_age <= 0:
             raise ConfigError("--gallery-max-age must be > 0 (days)")
+        if publish is not None and gallery is not None:
+            raise ConfigError("--gallery with --publish: a fleet's gallery lives with the associator "
+                              "(reid-edge associate --gallery PATH)")
         fleet = None
         if publish is not None:
             import socket
@@ -166,9 +169,6 @@ def register(app: typer.Typer) -> None:
                               log=lambda msg: print(f"fleet: {msg}", file=sys.stderr))
         elif edge_id is not None or publish_buffer is not None:
             raise ConfigError("--edge-id and --publish-buffer need --publish")
-        if publish is not None and gallery is not None:
-            raise ConfigError("--gallery with --publish: a fleet's gallery lives with the associator "
-                              "(reid-edge associate --gallery PATH)")
         backend = load_backend(model, device=device)
         store = None
         if gallery is not None:

@@ -129,7 +129,10 @@ class Batcher:
         for k in list(self.pending):
             keep = []
             for e in self.pending[k]:
-                (found.__setitem__(e.entry_id, e) if e.entry_id in want else keep.append(e))
+                if e.entry_id in want:
+                    found[e.entry_id] = e
+                else:
+                    keep.append(e)
             if keep:
                 self.pending[k] = keep
             else:

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..errors import FleetError
 from ..pipeline.associate import Associator, Decision, TrackletEvent
 from .batcher import Batch, Batcher
 from .codec import pack, unpack
@@ -204,9 +205,10 @@ class Central:
             if not waited:
                 self.log("another associator holds the lock; waiting for it to stop or expire")
                 waited = True
-            if stop is not None and stop.wait(0.5):
+            if stop is None:
+                time.sleep(0.5)
+            elif stop.wait(0.5):
                 return
-            time.sleep(0.0 if stop is not None else 0.5)
 
     def recover(self) -> None:
         """Rebuild the state from the events log and the batch log; take over pending entries."""
@@ -275,7 +277,11 @@ class Central:
         """Read what is there (blocking up to ``block_ms``), decide complete batches, commit once.
         Returns the number of batches decided."""
         cfg = self.config
-        self._retry(lambda: self.t.acquire_lock(self._token, cfg.lock_ttl_ms), "lock")
+        if not self._retry(lambda: self.t.acquire_lock(self._token, cfg.lock_ttl_ms), "lock"):
+            # another associator took over (this one stalled past the lock's TTL): two deciders
+            # would give the same tracklet two ids, so this one stops
+            raise FleetError("another associator holds the fleet's lock (this one stalled longer than "
+                             f"{cfg.lock_ttl_ms} ms); stopping")
         entries = self._retry(lambda: self.t.read_new(cfg.consumer, cfg.read_count, cfg.block_ms), "read")
         for e in entries:
             state = self._admit(e)
