@@ -206,6 +206,8 @@ def throughput(url: str, timelines: list[EdgeTimeline], workdir: Path, args: arg
             "publish_seconds": round(produce_s, 2), "associator_run_seconds": round(stats["run_seconds"], 2),
             "associator_process_seconds": round(wall, 2),
             "events_per_s": round(stats["events"] / stats["run_seconds"], 1),
+            "associator_cpu_seconds": round(stats.get("cpu_seconds", float("nan")), 2),
+            "events_per_cpu_s": round(stats["events"] / stats.get("cpu_seconds", float("nan")), 1),
             "decisions_per_s": round(stats["decisions"] / stats["run_seconds"], 1),
             "decide_seconds": round(stats["decide_seconds"], 2), "commit_seconds": round(stats["commit_seconds"], 2),
             "identities": json.loads(summary.read_text())["num_identities"]}
