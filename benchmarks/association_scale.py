@@ -4,14 +4,16 @@ The Associator is filled with identities (random unit appearances in ``--dim`` d
 4 cameras, one tracklet each, timestamps spread over a day), then at each checkpoint
 (100 / 1,000 / 10,000 identities by default) ``--decisions`` single-tracklet rounds are timed:
 half are people who come back (a noisy copy of a known identity's appearance, in another
-camera, later), half are new people. Decisions are real: the Hungarian gate, the feasibility
+camera, later), half are new people; ``correct`` counts returning people given their own id
+and new people given a new one. Decisions are real: the Hungarian gate, the feasibility
 rules (with a ring layout of 4 cameras when ``--layout``) and the identity updates all run.
 
 For reference the pure :func:`~reid_edge.pipeline.associate.match_tracklets` (dense cost
 matrix over every identity, feasibility in Python for every pair) is timed at each size on a
 few rounds (``--dense-rounds``), and its decisions are compared with the Associator's.
 
-Memory: the Python heap held by the Associator (tracemalloc) and the process RSS.
+Memory: the Python heap held by an Associator of that size (tracemalloc, measured in a separate
+fill so that tracing does not slow the timed decisions) and the process's peak RSS.
 
 Usage::
 
@@ -86,10 +88,9 @@ def main() -> None:
     noise = rng.normal(size=(a.decisions * len(a.sizes), a.dim)) / np.sqrt(a.dim)
     fresh = iter(range(total))
     match_tracklets([Query(Interval("c1", 0, 1), pool[0])], [IdentityView(1, pool[1], None, [])], 2, 1.0)  # warm
-    tracemalloc.start()
-    base_heap = tracemalloc.get_traced_memory()[0]
     assoc = Associator(cfg, 1.0, a.dim, layout)
     looks: list[int] = []
+    gid_of: dict[int, int] = {}  # appearance -> the identity it founded
     k_noise = 0
     clock = 0.0
     n_ev = 0
@@ -106,10 +107,12 @@ def main() -> None:
         while len(assoc) < size:  # fill with new people, one round each
             looks.append(next(fresh))
             g = pool[looks[-1]]
-            assoc.decide([event(g, CAMERAS[len(looks) % 4])])
+            [d0] = assoc.decide([event(g, CAMERAS[len(looks) % 4])])
+            gid_of[looks[-1]] = d0.global_id
         fill_s = time.perf_counter() - t_fill
-        times, dense_times, agree, matched = [], [], 0, 0
+        times, dense_times, agree, matched, correct = [], [], 0, 0, 0
         for i in range(a.decisions):
+            who = -1
             if i % 2 == 0:
                 who = looks[int(rng.integers(len(looks)))]
                 g = _unit(pool[who] + a.noise * noise[k_noise])
@@ -128,9 +131,13 @@ def main() -> None:
             [d] = assoc.decide([ev])
             times.append(time.perf_counter() - t0)
             matched += d.distance is not None
+            if who >= 0:
+                correct += int(d.global_id == gid_of[who])
+            else:
+                gid_of[looks[-1]] = d.global_id
+                correct += int(d.distance is None)
             if i < a.dense_rounds:
                 agree += int(want[0] == d.global_id)
-        heap = tracemalloc.get_traced_memory()[0] - base_heap
         ms = 1000 * np.asarray(times)
         row = {"identities": size, "ms_per_decision_mean": round(float(ms.mean()), 3),
                "ms_per_decision_p50": round(float(np.median(ms)), 3),
@@ -138,12 +145,20 @@ def main() -> None:
                "ms_per_decision_max": round(float(ms.max()), 3),
                "dense_reference_ms": round(1000 * float(np.mean(dense_times)), 1) if dense_times else None,
                "dense_agrees": f"{agree}/{min(a.dense_rounds, a.decisions)}",
-               "returning_matched": f"{matched}/{a.decisions}",
-               "heap_mb": round(heap / 2**20, 1),
+               "matched": f"{matched}/{a.decisions}", "correct": f"{correct}/{a.decisions}",
                "rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
                "fill_s": round(fill_s, 1)}
         rows.append(row)
         print(json.dumps(row), flush=True)
+    # memory in a separate fill (tracemalloc slows every allocation: it stays off while timing)
+    tracemalloc.start()
+    base_heap = tracemalloc.get_traced_memory()[0]
+    fresh_assoc = Associator(cfg, 1.0, a.dim, layout)
+    for row in rows:
+        while len(fresh_assoc) < row["identities"]:
+            fresh_assoc.decide([event(pool[len(fresh_assoc)], CAMERAS[len(fresh_assoc) % 4])])
+        row["heap_mb"] = round((tracemalloc.get_traced_memory()[0] - base_heap) / 2**20, 1)
+    tracemalloc.stop()
     hdr = list(rows[0])
     print("| " + " | ".join(hdr) + " |")
     print("|" + "---|" * len(hdr))

@@ -72,10 +72,10 @@ def read_market_split(folder: Path) -> Split:
 
 def rank_metrics(distmat: np.ndarray, query: Split, gallery: Split) -> tuple[float, float, float]:
     """``(mAP, rank-1, rank-5)`` under the Market-1501 protocol."""
-    from reid_edge.train.evaluate import evaluate_rank
+    from reid_edge.metrics import evaluate_rank
 
-    cmc, m_ap, _ = evaluate_rank(distmat, query.pids, gallery.pids, query.cams, gallery.cams)
-    return float(m_ap), float(cmc[0]), float(cmc[min(4, len(cmc) - 1)])
+    m = evaluate_rank(distmat, query.pids, gallery.pids, query.cams, gallery.cams)
+    return float(m.mAP), float(m.cmc[0]), float(m.cmc[min(4, len(m.cmc) - 1)])
 
 
 # ---- matchers -----------------------------------------------------------------------------------

@@ -40,11 +40,11 @@ from typing import Any
 
 import numpy as np
 
-from reid_edge.pipeline.associate import AssociationConfig, Associator, TrackletEvent, readiness
+from reid_edge.pipeline.associate import AssociationConfig, Associator, TrackletEvent, readiness, resolve_gate
 from reid_edge.pipeline.layout import CameraLayout
 from reid_edge.pipeline.topology import DecidedTracklet, TopologyConfig, layout_to_yaml, learn_layout
 
-from .duke_embed import embed_all
+from .duke_embed import embed_all, resolve_model
 
 # DukeMTMC devkit (evaluateDukeMTMC.m): global frame = local frame + START_TIMES[cam - 1] - 1
 START_TIMES = (5543, 3607, 27244, 31182, 1, 22402, 18968, 46766)
@@ -121,6 +121,7 @@ def replay(tracks: list[Track], feats: np.ndarray, config: AssociationConfig, la
     """Feed the tracklets in time order through one Associator (online: only crops seen so far)."""
     for t in tracks:
         t.seen, t.g, t.decided, t.distance, t.sent, t.ended = 0, None, None, None, None, False
+    # global embeddings only (lambda_g 1): the default model has no stripes
     assoc = Associator(config, 1.0, feats.shape[1], layout, top_k=top_k)
     timeline: dict[float, list[tuple[Track, int]]] = defaultdict(list)
     for t in tracks:
@@ -194,13 +195,29 @@ def score(tracks: list[Track], decisions: dict[str, tuple[int, float | None]]) -
             "predicted_identities": int(len(p_ids)), "tracklets": len(tracks)}
 
 
+def model_gate(model: Path) -> tuple[float, str]:
+    """The gate ``reid-edge run`` would use with this model (its card's, else the default)."""
+    from reid_edge.card import read_card
+    from reid_edge.errors import CheckpointError
+
+    card = None
+    if model.suffix == ".onnx":
+        try:
+            card = read_card(model)
+        except CheckpointError:
+            card = None
+    return resolve_gate(None, card)
+
+
 def run_model(data: Path, model: Path, cache: Path, config: AssociationConfig, split_gap_s: float,
               learn: bool, topo: TopologyConfig, layout_out: Path | None) -> list[dict[str, Any]]:
     names, feats = embed_all(data, model, cache)
     tracks = build_tracklets(names, split_gap_s)
     rows = []
+    gate = config.max_distance
+    assert gate is not None
     res = replay(tracks, feats, config, None)
-    rows.append(_row(model, "none", tracks, res))
+    rows.append(_row(model, "none", tracks, res, gate))
     if learn:
         decided = [DecidedTracklet(res.decisions[t.key][0], t.camera, t.crops[0].time_s, t.crops[-1].time_s,
                                    res.decisions[t.key][1]) for t in tracks]
@@ -208,13 +225,13 @@ def run_model(data: Path, model: Path, cache: Path, config: AssociationConfig, s
         if layout_out is not None:
             layout_out.write_text(layout_to_yaml(layout))
         res2 = replay(tracks, feats, config, layout)
-        row = _row(model, f"learned ({len(layout.transitions)} transitions)", tracks, res2)
+        row = _row(model, f"learned ({len(layout.transitions)} transitions)", tracks, res2, gate)
         rows.append(row)
     return rows
 
 
-def _row(model: Path, layout: str, tracks: list[Track], res: Replay) -> dict[str, Any]:
-    s = score(tracks, res.decisions)
+def _row(model: Path, layout: str, tracks: list[Track], res: Replay, gate: float) -> dict[str, Any]:
+    s = {"gate": gate, **score(tracks, res.decisions)}
     ms = np.asarray(res.decide_ms)
     s.update({"model": model.name, "layout": layout, "rounds": res.rounds,
               "max_live_identities": max(res.live or [0]),
@@ -226,9 +243,12 @@ def _row(model: Path, layout: str, tracks: list[Track], res: Replay) -> dict[str
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, required=True, help="DukeMTMC-reID folder (query/, bounding_box_*/)")
-    ap.add_argument("--model", type=Path, action="append", required=True, help="re-id model (repeatable)")
+    ap.add_argument("--model", action="append", required=True,
+                    help="re-id model: default, a packaged model's name, or a file (repeatable)")
     ap.add_argument("--cache", type=Path, default=Path("/work/scratch/a15"), help="embedding cache folder")
-    ap.add_argument("--gate", type=float, default=AssociationConfig().max_distance)
+    ap.add_argument("--gate", type=float, nargs="+",
+                    help="association gate(s) (default: the one `reid-edge run` uses with the model: its card's "
+                         "match_gate, else 1.0)")
     ap.add_argument("--split-gap", type=float, default=10.0, help="seconds without a crop that split a tracklet")
     ap.add_argument("--learn-layout", action="store_true", help="also replay with a layout learned from pass 1")
     ap.add_argument("--layout-out", type=Path, help="write the learned layout YAML here")
@@ -241,13 +261,16 @@ def main() -> None:
     a = ap.parse_args()
     if not (a.data / "query").is_dir():
         raise SystemExit(f"{a.data} is not a DukeMTMC-reID folder (no query/)")
-    cfg = AssociationConfig(max_distance=a.gate)
     rows = []
-    for m in a.model:
-        rows += run_model(a.data, m, a.cache, cfg, a.split_gap, a.learn_layout,
-                         TopologyConfig(confident_distance=a.confident, min_moves=a.min_moves,
-                                                        unseen_pairs=a.unseen_pairs), a.layout_out)
-    hdr = ("model", "layout", "idf1", "assa", "true_identities", "predicted_identities", "tracklets",
+    for name in a.model:
+        m = resolve_model(name)
+        gates = a.gate or [model_gate(m)[0]]
+        for gate in gates:
+            cfg = AssociationConfig(max_distance=gate)
+            rows += run_model(a.data, m, a.cache, cfg, a.split_gap, a.learn_layout,
+                              TopologyConfig(confident_distance=a.confident, min_moves=a.min_moves,
+                                             unseen_pairs=a.unseen_pairs), a.layout_out)
+    hdr = ("model", "gate", "layout", "idf1", "assa", "true_identities", "predicted_identities", "tracklets",
            "ms_per_decision_mean", "ms_per_decision_p95", "max_live_identities")
     print("| " + " | ".join(hdr) + " |")
     print("|" + "---|" * len(hdr))

@@ -71,6 +71,13 @@ def _card_backend(model: Path):  # type: ignore[no-untyped-def]
     return embed
 
 
+def resolve_model(model: str | Path) -> Path:
+    """``default``, a packaged model's name (``reid_edge.models``) or a file."""
+    from reid_edge.models import resolve
+
+    return Path(resolve(str(model)))
+
+
 def has_card(model: Path) -> bool:
     if model.suffix == ".pt":
         return True
@@ -85,6 +92,7 @@ def has_card(model: Path) -> bool:
 def embed_all(data: Path, model: Path, cache_dir: Path, batch: int = 64, threads: int = 2,
               log: bool = True) -> tuple[list[str], np.ndarray]:
     """``(file names, [N, D] unit embeddings)``, from the cache when it is there."""
+    model = resolve_model(model)
     files = list_crops(data)
     names = [p.name for p in files]
     out = cache_path(cache_dir, model)
@@ -109,12 +117,12 @@ def embed_all(data: Path, model: Path, cache_dir: Path, batch: int = 64, threads
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--data", type=Path, required=True)
-    ap.add_argument("--model", type=Path, required=True)
+    ap.add_argument("--model", required=True, help="default, a packaged model's name, or a file")
     ap.add_argument("--cache", type=Path, default=Path("/work/scratch/a15"))
     ap.add_argument("--threads", type=int, default=2)
     a = ap.parse_args()
     names, feats = embed_all(a.data, a.model, a.cache, threads=a.threads)
-    print(f"{len(names)} crops -> {feats.shape} in {cache_path(a.cache, a.model)}")
+    print(f"{len(names)} crops -> {feats.shape} in {cache_path(a.cache, resolve_model(a.model))}")
 
 
 if __name__ == "__main__":

@@ -33,28 +33,22 @@ def agreement(ref: Any, cand: Any, images: np.ndarray, batch_size: int = 32) -> 
     from reid_edge.deploy.parity import backend_agreement
 
     per_crop = backend_agreement(ref, cand, images, batch_size)
-    return {"global": cosine_summary(per_crop["global"]), "stripes": cosine_summary(per_crop["stripes"])}
+    return {key: cosine_summary(values) for key, values in per_crop.items()}  # no "stripes": global-only model
 
 
 def retrieval_metrics(backends: Mapping[str, Any], eval_data: str | Path) -> dict[str, dict[str, float]]:
-    """mAP and rank-1 of each backend on a dataset's query/gallery split (Market protocol).
+    """mAP, rank-1 and mINP of each backend on a dataset's query/gallery split (Market protocol).
 
     Raises:
-        DataError: the dataset cannot be read or has no identities to evaluate.
+        DataError: the dataset cannot be read or has no query/gallery split.
     """
-    from reid_edge.errors import DataError
-    from reid_edge.train.data.datasets import evaluation_split, read_dataset
-    from reid_edge.train.evaluate import evaluate
+    from reid_edge.evaluation import evaluate, read_test_split
 
-    data = read_dataset(eval_data)
-    split = evaluation_split(data)
-    if split is None:
-        raise DataError(f"{eval_data} has no labelled query/gallery split to compute mAP on")
-    query, gallery = split
+    _, query, gallery = read_test_split(eval_data)
     out: dict[str, dict[str, float]] = {}
     for name, backend in backends.items():
         result = evaluate(backend, query, gallery)
-        out[name] = {"mAP": float(result.mAP), "rank1": float(result.rank1)}
+        out[name] = {"mAP": float(result.mAP), "rank1": float(result.rank1), "mINP": float(result.mINP)}
     return out
 
 
@@ -123,12 +117,13 @@ def render_report(report: Mapping[str, Any]) -> Any:
     if retrieval:
         table.add_column("mAP", justify="right")
         table.add_column("rank-1", justify="right")
-        row = ["fp32", "1", "1", "1", "1", f"{100 * retrieval['fp32']['mAP']:.2f}",
+        has_stripes = any("stripes" in e["cosine"] for e in report["encodings"].values())
+        row = ["fp32", "1", "1", "1", "1" if has_stripes else "-", f"{100 * retrieval['fp32']['mAP']:.2f}",
                f"{100 * retrieval['fp32']['rank1']:.2f}"]
         table.add_row(*row)
     for name, entry in report["encodings"].items():
-        g, s = entry["cosine"]["global"], entry["cosine"]["stripes"]
-        row = [name, f"{g['mean']:.5f}", f"{g['min']:.5f}", f"{g['p1']:.5f}", f"{s['mean']:.5f}"]
+        g, s = entry["cosine"]["global"], entry["cosine"].get("stripes")
+        row = [name, f"{g['mean']:.5f}", f"{g['min']:.5f}", f"{g['p1']:.5f}", "-" if s is None else f"{s['mean']:.5f}"]
         if retrieval:
             row += [f"{100 * retrieval[name]['mAP']:.2f}", f"{100 * retrieval[name]['rank1']:.2f}"]
         table.add_row(*row)

@@ -129,7 +129,11 @@ def parity_gate(
 
 
 def backend_agreement(ref: Backend, cand: Backend, images: np.ndarray, batch_size: int = 32) -> dict[str, np.ndarray]:
-    """Per-crop cosine of ``cand`` against ``ref`` (global and mean-over-stripes) on a preprocessed array."""
+    """Per-crop cosine of ``cand`` against ``ref`` (global, and mean-over-stripes unless the model is global-only)
+    on a preprocessed array."""
     a = ref.embed_array(images, batch_size)
     b = cand.embed_array(images, batch_size)
-    return {"global": cosine_rows(a.global_, b.global_), "stripes": cosine_rows(a.stripes, b.stripes).mean(-1)}
+    out = {"global": cosine_rows(a.global_, b.global_)}
+    if ref.card.has_stripes:
+        out["stripes"] = cosine_rows(a.stripes, b.stripes).mean(-1)
+    return out

@@ -33,7 +33,11 @@ class ModelCard:
 
     Input: float32 NCHW, ``channel_order`` channels, scaled to [0, 1], then ``(x - mean) / std``.
     Outputs: :data:`OUTPUT_GLOBAL` ``[B, global_dim]`` and :data:`OUTPUT_STRIPES`
-    ``[B, num_stripes, stripe_dim]``, each L2-normalized along the last axis.
+    ``[B, num_stripes, stripe_dim]``, each L2-normalized along the last axis. A global-only model
+    (``num_stripes == 0``, e.g. one brought in by ``reid-edge import``) has no stripes output.
+
+    ``match_gate``: the cross-camera association gate (distance between unit embeddings) chosen
+    for this model; None: the pipeline's default, tuned for the project's own models.
     """
 
     backbone: str
@@ -52,6 +56,7 @@ class ModelCard:
     calibration_sha256: str | None = None
     calibration_method: str | None = None
     lambda_g: float = 0.5
+    match_gate: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> str:
@@ -81,6 +86,11 @@ class ModelCard:
 
     def replace(self, **changes: Any) -> ModelCard:
         return dataclasses.replace(self, **changes)
+
+    @property
+    def has_stripes(self) -> bool:
+        """False for global-only models: their ONNX/engine has no stripes output."""
+        return self.num_stripes > 0 and self.stripe_dim > 0
 
 
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:

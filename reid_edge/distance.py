@@ -33,7 +33,7 @@ def combined_distance(
         q_stripes, g_stripes: ``[Q, S, d]`` and ``[G, S, d]`` or None.
     """
     dist = euclidean(q_global, g_global)
-    if q_stripes is not None and g_stripes is not None:
+    if q_stripes is not None and g_stripes is not None and q_stripes.shape[1] > 0:  # none: global-only model
         local = np.zeros_like(dist)
         for s in range(q_stripes.shape[1]):
             local += euclidean(q_stripes[:, s], g_stripes[:, s])

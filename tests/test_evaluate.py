@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from reid_edge.errors import DataError
-from reid_edge.train.evaluate import evaluate_features, evaluate_rank, re_ranking
+from reid_edge.evaluation import evaluate_features
+from reid_edge.metrics import evaluate_rank, re_ranking
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -25,21 +26,22 @@ def test_evaluate_rank_hand_computed() -> None:
         [0.1, 0.5, 0.2, 0.3, 0.0],   # valid order g0 g2 g3 g1(v): AP = 1/4
         [0.1, 0.2, 0.3, 0.4, 0.0],   # pid 9 has no match: skipped
     ])
-    cmc, mean_ap, valid = evaluate_rank(dist, q_pids, g_pids, q_cams, g_cams, max_rank=4)
-    assert valid == 2
-    assert mean_ap == pytest.approx((7 / 12 + 1 / 4) / 2)
-    np.testing.assert_allclose(cmc, [0.0, 0.5, 0.5, 1.0])
+    m = evaluate_rank(dist, q_pids, g_pids, q_cams, g_cams, max_rank=4)
+    assert m.num_valid == 2
+    assert m.mAP == pytest.approx((7 / 12 + 1 / 4) / 2)
+    # INP: matches found / rank of the hardest match: q0 2 of 3, q1 1 of 4
+    assert m.mINP == pytest.approx((2 / 3 + 1 / 4) / 2)
+    np.testing.assert_allclose(m.cmc, [0.0, 0.5, 0.5, 1.0])
 
 
 def test_evaluate_rank_distractor_counts_as_wrong_and_short_gallery() -> None:
     dist = np.array([[0.1, 0.15, 0.2, 0.3]])
-    cmc, mean_ap, _ = evaluate_rank(dist, np.array([1]), np.array([2, 0, 1, 1]), np.array([1]),
-                                    np.array([2, 1, 2, 2]), max_rank=50)
-    assert mean_ap == pytest.approx((1 / 3 + 2 / 4) / 2)
-    assert cmc.shape == (4,) and cmc.tolist() == [0.0, 0.0, 1.0, 1.0]
-    perfect, ap, _ = evaluate_rank(np.array([[0.0, 1.0]]), np.array([1]), np.array([1, 2]), np.array([1]),
-                                   np.array([2, 2]))
-    assert ap == 1.0 and perfect[0] == 1.0
+    m = evaluate_rank(dist, np.array([1]), np.array([2, 0, 1, 1]), np.array([1]), np.array([2, 1, 2, 2]),
+                      max_rank=50)
+    assert m.mAP == pytest.approx((1 / 3 + 2 / 4) / 2) and m.mINP == pytest.approx(2 / 4)
+    assert m.cmc.shape == (4,) and m.cmc.tolist() == [0.0, 0.0, 1.0, 1.0]
+    perfect = evaluate_rank(np.array([[0.0, 1.0]]), np.array([1]), np.array([1, 2]), np.array([1]), np.array([2, 2]))
+    assert perfect.mAP == 1.0 and perfect.mINP == 1.0 and perfect.cmc[0] == 1.0
 
 
 def test_evaluate_rank_errors() -> None:
@@ -87,8 +89,8 @@ def test_re_ranking_keeps_trivial_order() -> None:
 def test_re_ranking_improves_noisy_clusters() -> None:
     q, g, q_pids, g_pids = _clusters(3)
     cams_q, cams_g = np.zeros(len(q)), np.ones(len(g))
-    _, ap_plain, _ = evaluate_rank(_d(q, g), q_pids, g_pids, cams_q, cams_g)
-    _, ap_rr, _ = evaluate_rank(re_ranking(_d(q, g), _d(q, q), _d(g, g), k1=6, k2=3), q_pids, g_pids, cams_q, cams_g)
+    ap_plain = evaluate_rank(_d(q, g), q_pids, g_pids, cams_q, cams_g).mAP
+    ap_rr = evaluate_rank(re_ranking(_d(q, g), _d(q, q), _d(g, g), k1=6, k2=3), q_pids, g_pids, cams_q, cams_g).mAP
     assert ap_rr > ap_plain + 0.02, (ap_plain, ap_rr)
 
 
@@ -178,3 +180,32 @@ def test_eval_cli_errors(tiny_checkpoint: Path, tmp_path: Path, capsys: pytest.C
     assert main(["eval", "--checkpoint", str(tmp_path / "missing.pt"), "--data", str(tmp_path / "u")]) == 2
     assert main(["eval", "--checkpoint", str(tiny_checkpoint), "--data", str(tmp_path / "u"),
                  "--distance", "cosine"]) == 2
+
+
+def test_eval_needs_only_query_and_gallery_and_never_switches_protocol(market_mini: Path, tmp_path: Path,
+                                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """The packaged default model on query/ + bounding_box_test/ only; a split-less folder is an error."""
+    import shutil
+
+    from reid_edge.cli import main
+
+    test_only = tmp_path / "market_test_only"
+    for sub in ("query", "bounding_box_test"):
+        shutil.copytree(market_mini / sub, test_only / sub)
+    out_json = tmp_path / "m.json"
+    rc = main(["eval", "--data", str(test_only), "--json", str(out_json), "--device", "cpu"])  # no --model
+    text = capsys.readouterr().out
+    assert rc == 0, text
+    summary = json.loads(out_json.read_text())
+    assert summary["protocol"] == "market1501" and summary["backbone"] == "intel-0288"
+    assert (summary["num_query"], summary["num_gallery"]) == (32, 32)  # not 64 crops all against all
+    assert 0.0 < summary["mINP"] <= summary["mAP"] + 1e-9 <= 1.0 + 1e-9 and "mINP" in text
+    assert summary["rank1"] > 0.8  # 0288 on real Market crops (measured 93 %); chance is ~6 %
+
+    flat = tmp_path / "flat"
+    shutil.copytree(market_mini / "query", flat)
+    assert main(["eval", "--data", str(flat), "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert "no query/gallery split" in err and "--format folder" in err
+    assert main(["eval", "--data", str(flat), "--format", "folder", "--json", str(out_json), "--device", "cpu"]) == 0
+    assert json.loads(out_json.read_text())["protocol"].startswith("folder")

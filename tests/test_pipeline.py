@@ -168,14 +168,18 @@ def test_cli_bad_camera_and_skip(scene: Path, tmp_path: Path, capsys: pytest.Cap
 
 def test_default_model_search(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                               capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(CheckpointError, match="model.int8.cpu.onnx.*last.pt"):
-        find_default_model(tmp_path)
+    from reid_edge import models
+
+    assert find_default_model(tmp_path) == models.resolve("default")  # nothing trained here: the packaged model
     (tmp_path / "runs/train").mkdir(parents=True)
     (tmp_path / "runs/train/last.pt").write_bytes(b"x")
     assert find_default_model(tmp_path) == tmp_path / DEFAULT_MODEL_SEARCH[-1]
     (tmp_path / "runs/train/export").mkdir(parents=True)
     (tmp_path / "runs/train/export/model.onnx").write_bytes(b"x")
     assert find_default_model(tmp_path) == tmp_path / "runs/train/export/model.onnx"
+    monkeypatch.setattr(models, "ASSETS", tmp_path / "not-installed")
+    with pytest.raises(CheckpointError, match="model.int8.cpu.onnx.*last.pt.*missing from this installation"):
+        find_default_model(tmp_path / "runs")
     monkeypatch.chdir(tmp_path / "runs")
     rc = main(["run", "--cameras", "x.mp4"])
     err = capsys.readouterr().err

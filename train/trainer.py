@@ -142,6 +142,8 @@ def prepare_data(cfg: TrainConfig, need_eval: bool = True) -> PreparedData:
     if not cfg.data:
         raise ConfigError("no training data given (--data DIR)")
     data = read_dataset(cfg.data, cfg.format, cfg.cuhk03_variant)
+    if not data.train:
+        raise DataError(f"{cfg.data} has no training images (a test split only: no bounding_box_train/)")
     samples = check_readable(data.train)
     if len(samples) < cfg.batch_size:
         raise DataError(f"only {len(samples)} training images in {cfg.data}; need at least batch_size={cfg.batch_size}")

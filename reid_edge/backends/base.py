@@ -47,7 +47,8 @@ class Backend(ABC):
         Args:
             feed: ``{"images": float32 [B, 3, H, W]}`` preprocessed as the card says.
         Returns:
-            ``{"embedding": [B, D], "stripes": [B, S, d]}`` as float32.
+            ``{"embedding": [B, D], "stripes": [B, S, d]}`` as float32; ``stripes`` is ``[B, 0, 0]``
+            for a global-only model (card ``num_stripes == 0``).
         Raises:
             BackendError: wrong input name, dtype, rank or shape.
         """
@@ -66,12 +67,17 @@ class Backend(ABC):
         if self.max_batch is not None and x.shape[0] > self.max_batch:
             raise BackendError(f"{self.name}: batch {x.shape[0]} exceeds the artifact's maximum {self.max_batch}")
         out = self._infer(np.ascontiguousarray(x))
+        stripes = out.get(OUTPUT_STRIPES)
+        if stripes is None:
+            if self.card.has_stripes:
+                raise BackendError(f"{self.name}: the model returned no '{OUTPUT_STRIPES}' output")
+            stripes = np.zeros((x.shape[0], 0, 0), np.float32)  # global-only model
         return {OUTPUT_GLOBAL: np.asarray(out[OUTPUT_GLOBAL], dtype=np.float32),
-                OUTPUT_STRIPES: np.asarray(out[OUTPUT_STRIPES], dtype=np.float32)}
+                OUTPUT_STRIPES: np.asarray(stripes, dtype=np.float32)}
 
     @abstractmethod
     def _infer(self, images: np.ndarray) -> dict[str, np.ndarray]:
-        """Run ``images`` (already validated) and return both outputs."""
+        """Run ``images`` (already validated) and return the outputs (no stripes for a global-only model)."""
 
     def embed(self, crops: Sequence[np.ndarray], batch_size: int = 32) -> Embeddings:
         """Preprocess BGR uint8 crops with the card's settings and embed them in batches."""

@@ -87,15 +87,15 @@ class OnnxRuntimeBackend(Backend):
         self.card: ModelCard = ModelCard.from_json(meta[CARD_KEY])
         names = [i.name for i in self.session.get_inputs()]
         outs = [o.name for o in self.session.get_outputs()]
-        if names != [INPUT_NAME] or not {OUTPUT_GLOBAL, OUTPUT_STRIPES} <= set(outs):
+        self._outputs = [OUTPUT_GLOBAL, OUTPUT_STRIPES] if self.card.has_stripes else [OUTPUT_GLOBAL]
+        if names != [INPUT_NAME] or not set(self._outputs) <= set(outs):
             raise CheckpointError(f"{self.path.name}: expected input '{INPUT_NAME}' and outputs "
-                                  f"'{OUTPUT_GLOBAL}', '{OUTPUT_STRIPES}'; got {names} -> {outs}")
+                                  f"{', '.join(repr(o) for o in self._outputs)}; got {names} -> {outs}")
         self.max_batch = None
         self.device = "cuda" if self.session.get_providers()[0] != "CPUExecutionProvider" else "cpu"
 
     def _infer(self, images: np.ndarray) -> dict[str, np.ndarray]:
-        g, s = self.session.run([OUTPUT_GLOBAL, OUTPUT_STRIPES], {INPUT_NAME: images})
-        return {OUTPUT_GLOBAL: g, OUTPUT_STRIPES: s}
+        return dict(zip(self._outputs, self.session.run(self._outputs, {INPUT_NAME: images})))
 
     def close(self) -> None:
         self.session = None  # type: ignore[assignment]

@@ -216,8 +216,9 @@ class TensorRTBackend(Backend):
                                f"{rebuild_hint(self.header)}")
         self.context = self.engine.create_execution_context()
         names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
-        if set(names) != {INPUT_NAME, OUTPUT_GLOBAL, OUTPUT_STRIPES}:
-            raise CheckpointError(f"{self.path.name}: unexpected engine tensors {names}")
+        expected = {INPUT_NAME, OUTPUT_GLOBAL} | ({OUTPUT_STRIPES} if self.card.has_stripes else set())
+        if set(names) != expected:
+            raise CheckpointError(f"{self.path.name}: unexpected engine tensors {names} (expected {sorted(expected)})")
         self.min_batch = int(self.header.profile["min"])
         self.max_batch = int(self.header.profile["max"])
         self._stream = cuda_check(cudart, cudart.cudaStreamCreate(), "cudaStreamCreate")
@@ -250,8 +251,9 @@ class TensorRTBackend(Backend):
         if not self.context.execute_async_v3(int(self._stream)):
             raise BackendError(f"{self.path.name}: TensorRT execution failed")
         c = self.card
-        outs = {OUTPUT_GLOBAL: np.empty((batch, c.global_dim), self._dtypes[OUTPUT_GLOBAL]),
-                OUTPUT_STRIPES: np.empty((batch, c.num_stripes, c.stripe_dim), self._dtypes[OUTPUT_STRIPES])}
+        outs = {OUTPUT_GLOBAL: np.empty((batch, c.global_dim), self._dtypes[OUTPUT_GLOBAL])}
+        if c.has_stripes:
+            outs[OUTPUT_STRIPES] = np.empty((batch, c.num_stripes, c.stripe_dim), self._dtypes[OUTPUT_STRIPES])
         for name, arr in outs.items():
             cuda_check(cudart, cudart.cudaMemcpyAsync(arr.ctypes.data, self._device_ptrs[name], arr.nbytes, d2h,
                                                       self._stream), "cudaMemcpyAsync")

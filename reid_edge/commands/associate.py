@@ -22,7 +22,8 @@ def register(app: typer.Typer) -> None:
         layout: Path = typer.Option(None, "--layout", help="Camera layout YAML: transitions, and the camera "
                                     "order of a step's new tracklets (default: names sorted)."),
         config: Path = typer.Option(None, "--config", help="Pipeline YAML; its association section applies."),
-        max_distance: float = typer.Option(None, "--max-distance", help="Cross-camera match gate "
+        max_distance: float = typer.Option(None, "--max-distance", help="Cross-camera match gate (default: the "
+                                           "gate of the edges' model card, else 1.0; "
                                            "(combined distance, 0..2)."),
         edge_timeout: float = typer.Option(30.0, "--edge-timeout", min=0.0, help="Seconds of silence after "
                                            "which an edge stops holding decisions back (0: wait for ever)."),
@@ -72,7 +73,7 @@ def register(app: typer.Typer) -> None:
         acfg = cfg.association
         opened: list[Any] = []
 
-        def make(lambda_g: float, global_dim: int, model: str) -> Associator:
+        def make(lambda_g: float, global_dim: int, model: str, edge_gate: float | None) -> Associator:
             lam = acfg.lambda_g if acfg.lambda_g is not None else lambda_g
             store = None
             if gallery is not None:
@@ -82,7 +83,9 @@ def register(app: typer.Typer) -> None:
                 store = open_fleet_gallery(gallery, global_dim, model, transport.fleet_id(), prefix,
                                            GalleryConfig(gallery_max_age * 86400.0, gallery_max_size))
                 opened.append(store)
-            return Associator(acfg, lam, global_dim, lay, store)
+            # the gate: --max-distance / --config here, else the one the edges' model card gives
+            gate = acfg.max_distance if acfg.max_distance is not None else edge_gate
+            return Associator(acfg, lam, global_dim, lay, store, max_distance=gate)
 
         def log(msg: str) -> None:
             print(f"associate: {msg}", file=sys.stderr, flush=True)

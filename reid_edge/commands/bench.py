@@ -12,7 +12,8 @@ from ..cli_support import MultiValueCommand
 def register(app: typer.Typer) -> None:
     @app.command("bench", cls=MultiValueCommand)
     def bench(
-        models: list[Path] = typer.Argument(..., help="Checkpoints (.pt), ONNX models or engines."),
+        models: list[Path] = typer.Argument(None, help="Checkpoints (.pt), ONNX models, engines or packaged model "
+                                            "names [default: the packaged default, intel-0288]."),
         batch: str = typer.Option("1,8,32", "--batch", help="Comma-separated batch sizes."),
         iterations: int = typer.Option(20, "--iterations", help="Timed runs per model and batch."),
         warmup: int = typer.Option(3, "--warmup", help="Untimed runs first."),
@@ -26,17 +27,21 @@ def register(app: typer.Typer) -> None:
           reid-edge bench runs/train/export/model.onnx runs/train/export/model.int8.cpu.onnx --batch 1,8,32
 
           reid-edge bench model.engine --batch 32 --iterations 100 --json bench.json
+
+          reid-edge bench default intel-0277 --batch 1,32 --device cpu
         """
         from rich.console import Console
 
         from reid_edge.backends import load_backend
         from reid_edge.deploy.bench import bench_backend, parse_batches, render_results
         from reid_edge.io import atomic_write_json
+        from reid_edge.models import resolve
 
         batches = parse_batches(batch)
         console = Console(width=max(Console().width, 120))  # pipes default to 80 columns
         results = []
-        for path in models:
+        for given in models or [Path("default")]:
+            path = resolve(given)
             backend = load_backend(path, device=device)
             try:
                 results.extend(bench_backend(backend, path.name, batches, iterations, warmup))

@@ -81,11 +81,16 @@ def run_export(
                                                  ("--calib-method", calib_method), ("--eval-data", eval_data),
                                                  ("--min-cosine", min_cosine)) if value is not None)
     plan = plan_export(format, int8, fp16, opset, batch, calib_flags, has_tensorrt)
-    ckpt_path = Path(checkpoint) if checkpoint is not None else newest_checkpoint()
-    if checkpoint is None:
+    if checkpoint is not None:
+        from reid_edge.models import resolve
+
+        ckpt_path = resolve(checkpoint)  # a file, or a packaged model's name
+    else:
+        ckpt_path = newest_checkpoint()
         console.print(f"checkpoint: {ckpt_path} (newest in the default run folder)")
     if not ckpt_path.is_file():
         raise CheckpointError(f"checkpoint {ckpt_path} does not exist")
+    onnx_card = _onnx_source_card(ckpt_path, plan)
     if calib_size is not None and calib_size < MIN_CALIBRATION_IMAGES:
         from reid_edge.errors import ConfigError
 
@@ -94,27 +99,46 @@ def run_export(
         from reid_edge.errors import DataError
 
         raise DataError(f"--eval-data folder {eval_data} does not exist")
-    out_dir = Path(out) if out is not None else ckpt_path.parent / "export"
+    if out is not None:
+        out_dir = Path(out)
+    else:  # an ONNX source may be a packaged model: never write into the installed package
+        out_dir = Path("runs/export") / ckpt_path.stem if onnx_card is not None else ckpt_path.parent / "export"
     for note in plan.notes:
         console.print(note)
-    console.print(f"exporting {plan.format} / {plan.precision} (opset {plan.opset}) -> {out_dir}")
+    opset_used = onnx_card.opset if onnx_card is not None else plan.opset
+    console.print(f"exporting {plan.format} / {plan.precision} (opset {opset_used}) -> {out_dir}")
 
-    from reid_edge.deploy.export_onnx import export_onnx, load_checkpoint_model
-    from reid_edge.deploy.parity import parity_gate
+    ckpt: dict[str, Any] = {}
+    if onnx_card is None:
+        from reid_edge.deploy.export_onnx import load_checkpoint_model
 
-    model, card, ckpt = load_checkpoint_model(ckpt_path)
+        model, card, ckpt = load_checkpoint_model(ckpt_path)
+    else:
+        card = onnx_card
     calib_set = None
     if plan.int8:  # check the calibration images before any long work
         calib_set = _calibration_set(ckpt, card, calib, calib_size or DEFAULT_CALIBRATION_SIZE,
                                      calib_method or "minmax", console)
     out_dir = prepare_out_dir(out_dir, overwrite)
     result = ExportResult(out_dir, ckpt_path)
-    fp32_path, fp32_card = export_onnx(model, card, out_dir / "model.onnx", opset=plan.opset, checkpoint=ckpt_path)
+    if onnx_card is None:
+        from reid_edge.deploy.export_onnx import export_onnx
+        from reid_edge.deploy.parity import parity_gate
+
+        fp32_path, fp32_card = export_onnx(model, card, out_dir / "model.onnx", opset=plan.opset,
+                                           checkpoint=ckpt_path)
+        parity = parity_gate(model, fp32_path, fp32_card)
+        result.parity = parity.to_dict()
+        console.print(f"parity gate: ONNX Runtime vs PyTorch min cosine global {parity.min_cosine_global:.6f}, "
+                      f"stripes {parity.min_cosine_stripes:.6f} (>= {parity.threshold}) ok")
+    else:  # already an FP32 ONNX with a card (e.g. from `reid-edge import`): no PyTorch model to compare
+        from reid_edge.io import atomic_write_bytes
+
+        fp32_path, fp32_card = out_dir / "model.onnx", onnx_card
+        atomic_write_bytes(fp32_path, ckpt_path.read_bytes())
+        result.parity = {"skipped": "the source is an FP32 ONNX model; copied unchanged"}
+        console.print(f"fp32 onnx: {ckpt_path.name} ({card.backbone}) copied unchanged")
     result.files["fp32 onnx"] = fp32_path
-    parity = parity_gate(model, fp32_path, fp32_card)
-    result.parity = parity.to_dict()
-    console.print(f"parity gate: ONNX Runtime vs PyTorch min cosine global {parity.min_cosine_global:.6f}, "
-                  f"stripes {parity.min_cosine_stripes:.6f} (>= {parity.threshold}) ok")
 
     engine_source = fp32_path
     if plan.precision == "fp16":
@@ -148,6 +172,36 @@ def run_export(
     return result
 
 
+def _onnx_source_card(path: Path, plan: Any) -> Any:
+    """The card of an FP32 reid-edge ONNX given as the export source; None for a training checkpoint.
+
+    Raises:
+        CheckpointError: an engine, an ONNX without a card, or an ONNX that is not FP32.
+        ConfigError: INT8 asked for on an ONNX whose opset is below the Q/DQ minimum.
+    """
+    from reid_edge.backends import detect_format
+
+    fmt = detect_format(path)
+    if fmt == "checkpoint":
+        return None
+    if fmt != "onnx":
+        raise CheckpointError(f"{path} is a TensorRT engine; export reads a checkpoint or an FP32 ONNX model")
+    from reid_edge.card import read_card
+    from reid_edge.deploy.capabilities import MIN_OPSET
+    from reid_edge.errors import ConfigError
+
+    try:
+        card = read_card(path)
+    except CheckpointError:
+        raise CheckpointError(f"{path} has no reid-edge model card; bring a third-party model in with "
+                              "`reid-edge import` first") from None
+    if card.encoding != "fp32":
+        raise CheckpointError(f"{path} is already {card.encoding}; export starts from an FP32 model")
+    if plan.int8 and (card.opset or 0) < MIN_OPSET:
+        raise ConfigError(f"{path.name} has opset {card.opset}; INT8 Q/DQ needs opset >= {MIN_OPSET}")
+    return card
+
+
 def _progress(console: Any) -> Any:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -167,7 +221,7 @@ def _export_fp16(fp32_path: Path, out: Path, console: Any) -> Path:
     save_onnx(convert_onnx_fp16(onnx.load(str(fp32_path))), out)
     ref, cand = OnnxRuntimeBackend(fp32_path, device="cpu"), OnnxRuntimeBackend(out, device="cpu")
     agree = backend_agreement(ref, cand, preprocess_for_card(fixed_crops(), ref.card))
-    worst = float(min(agree["global"].min(), agree["stripes"].min()))
+    worst = float(min(v.min() for v in agree.values()))
     if worst < 0.999:
         raise ExportError(f"FP16 graph disagrees with FP32 (min cosine {worst:.5f} < 0.999)")
     console.print(f"fp16 graph: min cosine vs FP32 {worst:.6f}")
@@ -200,8 +254,9 @@ def _calibration_set(ckpt: dict[str, Any], card: Any, calib: str | Path | None, 
         pool = [Path(p) for p in ckpt.get("calibration_images", [])]
         source = f"the {len(pool)} held-aside training images recorded in the checkpoint"
         if not pool:
-            raise DataError("the checkpoint records no calibration images; pass --calib DIR with held-aside "
-                            "training crops (never the evaluation query/gallery)")
+            what = "the checkpoint records" if ckpt else "an ONNX model records"
+            raise DataError(f"{what} no calibration images; pass --calib DIR with held-aside training crops or "
+                            "crops from your own cameras (never the evaluation query/gallery)")
     chosen = select_images(pool, calib_size, source=source)
     chosen_set = set(chosen)
     rest = [p for p in pool if p not in chosen_set]
@@ -278,8 +333,9 @@ def _print_files(console: Any, result: ExportResult) -> None:
 def register(app: typer.Typer) -> None:
     @app.command("export")
     def export(
-        checkpoint: Path | None = typer.Option(None, "--checkpoint", help="Checkpoint (default: newest in runs/train)."
-                                               ),
+        checkpoint: Path | None = typer.Option(None, "--checkpoint", "--model", help="Checkpoint, FP32 ONNX with a "
+                                               "card (e.g. from `reid-edge import`) or packaged model name "
+                                               "[default: newest checkpoint in runs/train]."),
         out: Path | None = typer.Option(None, "--out", help="Output folder (default: <checkpoint folder>/export)."),
         format: str | None = typer.Option(None, "--format", help="onnx | engine (default: engine where TensorRT "
                                           "imports, else onnx)."),
@@ -309,6 +365,8 @@ def register(app: typer.Typer) -> None:
           reid-edge export --checkpoint runs/train/best.pt --out exports/r50 --format onnx --int8 --calib-size 256
 
           reid-edge export --format engine --fp16 --batch 1,16,64
+
+          reid-edge export --model default --int8 --calib Market-1501/bounding_box_train --out exports/intel-0288
 
         Writes model.onnx (FP32; input 'images' [B,3,H,W]; outputs 'embedding' [B,D] and 'stripes' [B,S,d],
         L2-normalized; model card in metadata_props), and with --int8 model.int8.trt.onnx, model.int8.cpu.onnx,

@@ -63,9 +63,10 @@ def register(app: typer.Typer) -> None:
                                           "layout's camera sources)."),
         camera_names: list[str] = typer.Option(None, "--camera-names", help="Names for the cameras (default: "
                                                "file stems, or the layout's names)."),
-        model: Path = typer.Option(None, "--model", help="Checkpoint, ONNX (FP32/INT8) or engine. Default: "
-                                   "runs/train/export/model.engine, model.int8.cpu.onnx, model.onnx there, "
-                                   "then runs/train/last.pt."),
+        model: Path = typer.Option(None, "--model", help="Checkpoint, ONNX (FP32/INT8), engine, or a packaged "
+                                   "model's name (default, intel-0288, intel-0277). Default: your own "
+                                   "runs/train/export/model.engine, model.int8.cpu.onnx, model.onnx, then "
+                                   "runs/train/last.pt, else the packaged default (intel-0288)."),
         device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
         detector: str = typer.Option("motion", "--detector", help="motion, hog, hog+motion or yolo:PATH.onnx."),
         detections: Path = typer.Option(None, "--detections", help="Folder of MOT det files <camera>.txt or "
@@ -78,8 +79,8 @@ def register(app: typer.Typer) -> None:
         reid_every: int = typer.Option(None, "--reid-every", min=1, help="Re-embed a track every K frames."),
         embed_budget: int = typer.Option(None, "--embed-budget", min=1, help="At most N crops embedded per step "
                                          "(all cameras; new tracks first). Lower it for heavy models on CPU."),
-        max_distance: float = typer.Option(None, "--max-distance", help="Cross-camera match gate "
-                                           "(combined distance, 0..2)."),
+        max_distance: float = typer.Option(None, "--max-distance", help="Cross-camera match gate (combined "
+                                           "distance, 0..2) [default: the model card's match_gate, else 1.0]."),
         save_video: bool = typer.Option(False, "--save-video", help="Write <camera>.annotated.mp4 to --out."),
         show: bool = typer.Option(False, "--show", help="Live windows (needs a display and a GUI OpenCV)."),
         skip_bad_cameras: bool = typer.Option(False, "--skip-bad-cameras", help="Go on without cameras that "
@@ -121,6 +122,7 @@ def register(app: typer.Typer) -> None:
         from ..config import load_yaml, to_dict
         from ..errors import ConfigError, PipelineError
         from ..io import prepare_out_dir
+        from ..models import resolve
         from ..pipeline.layout import load_layout
         from ..pipeline.runner import DEFAULT_MODEL_SEARCH, PipelineConfig, find_default_model, run_pipeline
 
@@ -151,7 +153,8 @@ def register(app: typer.Typer) -> None:
             raise ConfigError(f"--detections {detections} is not a folder")
         if model is None:
             model = find_default_model()
-            print(f"model: {model} (default; searched {', '.join(DEFAULT_MODEL_SEARCH)})", file=sys.stderr)
+            print(f"model: {model} (default; searched {', '.join(DEFAULT_MODEL_SEARCH)}, then the packaged "
+                  "model)", file=sys.stderr)
         if gallery_max_age <= 0:
             raise ConfigError("--gallery-max-age must be > 0 (days)")
         if publish is not None and gallery is not None:
@@ -169,7 +172,7 @@ def register(app: typer.Typer) -> None:
                               log=lambda msg: print(f"fleet: {msg}", file=sys.stderr))
         elif edge_id is not None or publish_buffer is not None:
             raise ConfigError("--edge-id and --publish-buffer need --publish")
-        backend = load_backend(model, device=device)
+        backend = load_backend(resolve(model), device=device)
         store = None
         if gallery is not None:
             from ..pipeline.gallery import GalleryConfig, IdentityGallery, model_key

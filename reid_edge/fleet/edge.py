@@ -232,11 +232,12 @@ class RemoteAssociator:
             return None
         return Decision(d.event_id[len(self.prefix):], d.global_id, d.distance)
 
-    def start(self, lambda_g: float, global_dim: int, card: Any = None) -> None:
-        """Called by the pipeline once it knows the model: hello, then the link's threads run."""
+    def start(self, lambda_g: float, global_dim: int, card: Any = None, max_distance: float | None = None) -> None:
+        """Called by the pipeline once it knows the model: hello (the model and the gate it would
+        use alone), then the link's threads run."""
         from ..pipeline.gallery import model_key
 
-        self.link.start(lambda_g=lambda_g, global_dim=global_dim, model=model_key(card))
+        self.link.start(lambda_g=lambda_g, global_dim=global_dim, model=model_key(card), max_distance=max_distance)
 
     # the Associator's interface, as the pipeline uses it
     def update(self, event: TrackletEvent) -> None:

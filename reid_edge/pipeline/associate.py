@@ -63,21 +63,35 @@ from ..errors import ConfigError
 from .layout import CameraLayout
 from .tracker import assign
 
+# 1.0 gave the best cross-camera IDF1 for each model the project trained and measured (demo site
+# footage, adaptation benchmark, synth-crops model): see the README's results.
+DEFAULT_MAX_DISTANCE = 1.0
+
+
+def resolve_gate(configured: float | None, card: object) -> tuple[float, str]:
+    """The cross-camera gate and where it came from: the configuration, the model card, or the default."""
+    if configured is not None:
+        return float(configured), "config"
+    gate = getattr(card, "match_gate", None)
+    if gate is not None:
+        return float(gate), "model card"
+    return DEFAULT_MAX_DISTANCE, "default"
+
 
 @dataclass(frozen=True)
 class AssociationConfig:
     """Cross-camera matcher settings."""
 
-    # gate on the combined distance (unit vectors: 0..2). 1.0 gave the best cross-camera IDF1 for
-    # each trained model measured (demo site footage, adaptation benchmark, synth-crops model):
-    # see the README's results.
-    max_distance: float = 1.0
+    # gate on the combined distance (unit vectors: 0..2). None: the model card's ``match_gate``
+    # (chosen per model without test labels, e.g. for imported models), else DEFAULT_MAX_DISTANCE.
+    max_distance: float | None = None
     decide_after_s: float = 2.0
     min_tracklet_frames: int = 5
     lambda_g: float | None = None  # None: the model card's value
 
     def __post_init__(self) -> None:
-        if self.max_distance <= 0 or self.decide_after_s < 0 or self.min_tracklet_frames < 1:
+        if (self.max_distance is not None and self.max_distance <= 0) or self.decide_after_s < 0 or \
+                self.min_tracklet_frames < 1:
             raise ConfigError("association: need max_distance > 0, decide_after_s >= 0, min_tracklet_frames >= 1")
 
 
@@ -457,6 +471,8 @@ class Associator:
 
     Args:
         config: the gate and readiness settings.
+        max_distance: the gate, when resolved elsewhere (:func:`resolve_gate`: configuration, model
+            card, default); None: ``config.max_distance``, else :data:`DEFAULT_MAX_DISTANCE`.
         lambda_g: weight of the global distance in the combined distance.
         global_dim: embedding size (rows of identities without an embedding are NaN).
         layout: camera layout whose transitions restrict moves (None: no restriction).
@@ -471,8 +487,10 @@ class Associator:
 
     def __init__(self, config: AssociationConfig, lambda_g: float, global_dim: int,
                  layout: CameraLayout | None = None, gallery: object | None = None, top_k: int = 32,
-                 exact_below: int = 2048) -> None:
+                 exact_below: int = 2048, max_distance: float | None = None) -> None:
         self.config = config
+        gate = max_distance if max_distance is not None else config.max_distance
+        self.max_distance = float(gate if gate is not None else DEFAULT_MAX_DISTANCE)
         self.lambda_g = float(lambda_g)
         self.global_dim = int(global_dim)
         self.layout = layout
@@ -486,7 +504,6 @@ class Associator:
         self._dirty: set[int] = set()  # columns whose pooled appearance must be recomputed
         self._rows = _Rows(self.global_dim)
         self._no_stripes = 0  # identities without stripes: the combined distance is then global only
-        self.decide_seconds: list[float] = []
         self.gallery = gallery
         self._unsaved: set[int] = set()
         if gallery is not None:
@@ -550,7 +567,6 @@ class Associator:
 
     def decide(self, events: Sequence[TrackletEvent]) -> list[Decision]:
         """Decide a round of tracklets together; one :class:`Decision` per event, in order."""
-        t0 = time.perf_counter()
         out: list[Decision | None] = [None] * len(events)
         fresh: list[int] = []
         seen: set[str] = set()
@@ -567,7 +583,6 @@ class Associator:
         if fresh:
             for i, d in zip(fresh, self._match([events[i] for i in fresh])):
                 out[i] = d
-        self.decide_seconds.append(time.perf_counter() - t0)
         return [d for d in out if d is not None]
 
     def _match(self, events: list[TrackletEvent]) -> list[Decision]:
@@ -600,12 +615,12 @@ class Associator:
                 use_s = no_stripes == 0 and all(qs_all[i] is not None for i in qi)
                 qg = np.stack([qg_all[i] for i in qi])  # type: ignore[misc]
                 qs = np.stack([qs_all[i] for i in qi]) if use_s else None  # type: ignore[misc]
-                dist = rows.distances(qg, qs, self.lambda_g, self.config.max_distance, self.exact_below)
+                dist = rows.distances(qg, qs, self.lambda_g, self.max_distance, self.exact_below)
                 k = max(self.top_k, len(qi))
                 cand: dict[int, dict[int, float]] = {}
                 for r, i in enumerate(qi):
                     d = dist[r]
-                    gated = np.flatnonzero(d <= self.config.max_distance)  # NaN rows never pass
+                    gated = np.flatnonzero(d <= self.max_distance)  # NaN rows never pass
                     if len(gated) > k:
                         gated = gated[np.argsort(d[gated], kind="stable")]
                     found = 0
@@ -622,7 +637,7 @@ class Associator:
                     for r, row in cand.items():
                         for c, v in row.items():
                             sub[r, pos[c]] = v
-                    m, _, _ = assign(sub, self.config.max_distance)
+                    m, _, _ = assign(sub, self.max_distance)
                     matches = [(qi[r], cols[c], float(sub[r, c])) for r, c in m]
             if matches:
                 for i, col, d in matches:

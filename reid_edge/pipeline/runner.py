@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import CheckpointError, PipelineError
-from .associate import AssociationConfig, Associator, TrackletEvent, readiness
+from .associate import AssociationConfig, Associator, TrackletEvent, readiness, resolve_gate
 from .detectors import Detector
 from .layout import CameraLayout
 from .outputs import ResultWriter, Row, annotate
@@ -29,7 +29,8 @@ from .reid import Appearance, EmbedState, ReidConfig, box_quality, schedule
 from .sources import FrameSource
 from .tracker import ByteTracker, Track, TrackerConfig
 
-# The default --model: the newest export of the default run directory, best runtime first.
+# The default --model: a model the user trained and exported in this folder (the default run
+# directory, best runtime first), else the re-ID model shipped in the package (reid_edge.models).
 # `reid-edge export` writes next to its checkpoint (runs/train/export/) by default.
 DEFAULT_MODEL_SEARCH: tuple[str, ...] = (
     "runs/train/export/model.engine",
@@ -44,18 +45,23 @@ STAGES = ("decode", "detect", "track", "embed", "associate", "output")
 
 
 def find_default_model(root: str | Path = ".") -> Path:
-    """The first existing file of :data:`DEFAULT_MODEL_SEARCH` under ``root``.
+    """The first existing file of :data:`DEFAULT_MODEL_SEARCH` under ``root``, else the packaged default.
 
     Raises:
-        CheckpointError: none exists (the message names every path searched).
+        CheckpointError: none exists and the packaged model is missing from the installation.
     """
+    from ..models import packaged_path
+
     base = Path(root)
     for rel in DEFAULT_MODEL_SEARCH:
         p = base / rel
         if p.is_file():
             return p
-    raise CheckpointError("no --model given and no default model found (searched "
-                          + ", ".join(str(base / r) for r in DEFAULT_MODEL_SEARCH) + ")")
+    try:
+        return packaged_path("default")
+    except CheckpointError as exc:
+        raise CheckpointError("no --model given and no default model found (searched "
+                              + ", ".join(str(base / r) for r in DEFAULT_MODEL_SEARCH) + f"; {exc})") from None
 
 
 @dataclass(frozen=True)
@@ -133,13 +139,14 @@ class Pipeline:
         card = getattr(backend, "card", None)
         lam = self.config.association.lambda_g
         self.lambda_g = float(lam if lam is not None else getattr(card, "lambda_g", 0.5))
+        self.max_distance, self.max_distance_source = resolve_gate(self.config.association.max_distance, card)
         self.global_dim = int(getattr(card, "global_dim", 1))
         self.fleet = fleet
         self.fleet_wait_s = fleet_wait_s
         self.associator: Any = fleet if fleet is not None else Associator(
-            self.config.association, self.lambda_g, self.global_dim, layout, gallery)
+            self.config.association, self.lambda_g, self.global_dim, layout, gallery, max_distance=self.max_distance)
         if fleet is not None:
-            fleet.start(self.lambda_g, self.global_dim, card)
+            fleet.start(self.lambda_g, self.global_dim, card, self.max_distance)
         self._submitted: dict[str, tuple[CameraState, Tracklet]] = {}  # event id -> tracklet awaiting its id
         self._clock = 0.0
         self._flushed = time.perf_counter()
@@ -459,6 +466,8 @@ class Pipeline:
             "rows_written": self.writer.rows_written,
             "interrupted": self.interrupted,
             "lambda_g": self.lambda_g,
+            "max_distance": self.max_distance,
+            "max_distance_source": self.max_distance_source,
             **({"fleet": self.fleet.stats()} if self.fleet is not None else {}),
             "config": {
                 "tracker": _asdict(self.config.tracker), "reid": _asdict(self.config.reid),

@@ -103,10 +103,21 @@ def _read_market_folder(folder: Path, *, keep_distractors: bool, recursive: bool
     return out
 
 
+def has_market_test_split(root: str | Path) -> bool:
+    """``query/`` and ``bounding_box_test/`` both present: the Market/Duke evaluation protocol applies."""
+    r = Path(root)
+    return (r / "query").is_dir() and (r / "bounding_box_test").is_dir()
+
+
 def read_market_layout(root: str | Path, name: str = "market1501") -> ReidData:
-    """Market-1501, DukeMTMC-reID and CUHK03-NP (one variant folder) share this layout."""
+    """Market-1501, DukeMTMC-reID and CUHK03-NP (one variant folder) share this layout.
+
+    ``bounding_box_train/`` may be absent (a test split only: evaluation needs just ``query/`` and
+    ``bounding_box_test/``); ``train`` is then empty and training says so.
+    """
     r = _require_dir(Path(root), "dataset")
-    train = _read_market_folder(r / "bounding_box_train", keep_distractors=False)
+    has_train = (r / "bounding_box_train").is_dir() or not has_market_test_split(r)
+    train = _read_market_folder(r / "bounding_box_train", keep_distractors=False) if has_train else []
     query = _read_market_folder(r / "query", keep_distractors=False)
     gallery = _read_market_folder(r / "bounding_box_test", keep_distractors=True)
     return ReidData(name, r, train, query, gallery)
@@ -271,8 +282,9 @@ def detect_format(root: str | Path) -> str:
         return "msmt17"
     if (r / "detected").is_dir() or (r / "labeled").is_dir():
         return "cuhk03"
-    if (r / "bounding_box_train").is_dir():
-        names = [p.name for p in _list_images(r / "bounding_box_train")[:50]]
+    if (r / "bounding_box_train").is_dir() or has_market_test_split(r):
+        sub = "bounding_box_train" if (r / "bounding_box_train").is_dir() else "query"
+        names = [p.name for p in _list_images(r / sub)[:50]]
         if names and all(re.match(r"^\d+_c\d+_f\d+", n) for n in names):
             return "dukemtmc"
         return "market1501"

@@ -1,0 +1,104 @@
+"""Choose a model's cross-camera match gate without test labels, from a labelled TRAINING split.
+
+The pipeline matches a tracklet's appearance (the normalized mean of its crops' embeddings) with
+each identity's appearance, and accepts the closest one under the gate ``max_distance``
+(Euclidean distance between unit vectors, 0..2). This script imitates that on the training split
+of a re-ID dataset (Market-1501 ``bounding_box_train/``: never its query/gallery): every
+(identity, camera) group of crops becomes one "tracklet" appearance; pairs of the same identity
+seen by different cameras are the matches the gate should accept, pairs of different identities
+the ones it should refuse. The gate is the threshold that maximizes Youden's J (accept rate of
+matches minus accept rate of non-matches); the script prints the distributions around it.
+
+    python -m benchmarks.match_gate --model default --data /data/market1501 --ids 200 --json gate.json
+
+The chosen value goes into the model card (``match_gate``; ``scripts/import_intel_models.py`` for
+the packaged models), where ``reid-edge run`` reads it when no ``--max-distance`` is given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def choose_gate(pos: np.ndarray, neg: np.ndarray) -> dict[str, float]:
+    """Threshold maximizing ``TPR - FPR`` (accept ``d <= gate``) over all observed distances."""
+    pos, neg = np.sort(np.asarray(pos, np.float64)), np.sort(np.asarray(neg, np.float64))
+    if not len(pos) or not len(neg):
+        raise ValueError("need both matching and non-matching pairs")
+    cands = np.unique(np.concatenate([pos, neg]))
+    tpr = np.searchsorted(pos, cands, side="right") / len(pos)
+    fpr = np.searchsorted(neg, cands, side="right") / len(neg)
+    best = int(np.argmax(tpr - fpr))
+    return {"gate": float(cands[best]), "tpr": float(tpr[best]), "fpr": float(fpr[best]),
+            "pos_median": float(np.median(pos)), "neg_median": float(np.median(neg)),
+            "neg_p1": float(np.percentile(neg, 1)), "pos_p99": float(np.percentile(pos, 99))}
+
+
+def tracklet_appearances(model: str, root: Path, ids: int, per_group: int, seed: int = 0,
+                         log: Any = print) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(appearances [T, D], pids [T], cams [T])`` of (identity, camera) groups of the training split."""
+    import cv2
+
+    from reid_edge.models import load_model
+    from reid_edge.train.data.datasets import read_market_layout
+
+    train = read_market_layout(root).train
+    if not train:
+        raise SystemExit(f"{root} has no bounding_box_train/")
+    rng = np.random.default_rng(seed)
+    pids = sorted({s.pid for s in train})
+    chosen = set(rng.choice(pids, size=min(ids, len(pids)), replace=False).tolist())
+    groups: dict[tuple[int, int], list[str]] = defaultdict(list)
+    for s in train:
+        if s.pid in chosen:
+            groups[(s.pid, s.camid)].append(s.path)
+    backend = load_model(model, device="cpu")
+    apps, g_pids, g_cams = [], [], []
+    for n, ((pid, cam), paths) in enumerate(sorted(groups.items())):
+        paths = paths[:per_group]
+        emb = backend.embed([cv2.imread(p) for p in paths], batch_size=32).global_.astype(np.float64)
+        mean = emb.mean(0)
+        apps.append(mean / max(np.linalg.norm(mean), 1e-12))
+        g_pids.append(pid)
+        g_cams.append(cam)
+        if n % 100 == 0:
+            log(f"  {n}/{len(groups)} groups")
+    backend.close()
+    return np.stack(apps), np.array(g_pids), np.array(g_cams)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="default", help="Model file or packaged name.")
+    parser.add_argument("--data", type=Path, required=True, help="Market-layout dataset (bounding_box_train/ is read).")
+    parser.add_argument("--ids", type=int, default=200, help="Training identities to sample.")
+    parser.add_argument("--per-group", type=int, default=8, help="Crops averaged per (identity, camera) group.")
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args(argv)
+    from reid_edge.distance import euclidean
+
+    apps, pids, cams = tracklet_appearances(args.model, args.data, args.ids, args.per_group,
+                                            log=lambda m: print(m, file=sys.stderr, flush=True))
+    dist = euclidean(apps, apps)
+    iu = np.triu_indices(len(apps), k=1)
+    same = pids[iu[0]] == pids[iu[1]]
+    cross = cams[iu[0]] != cams[iu[1]]
+    d = dist[iu]
+    result = {"model": args.model, "data": str(args.data), "split": "bounding_box_train", "ids": args.ids,
+              "per_group": args.per_group, "groups": len(apps), "positives": int((same & cross).sum()),
+              "negatives": int((~same & cross).sum()), **choose_gate(d[same & cross], d[~same & cross])}
+    print(json.dumps(result, indent=2))
+    if args.json is not None:
+        args.json.write_text(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

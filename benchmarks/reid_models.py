@@ -1,0 +1,112 @@
+"""Re-ID models side by side on full re-ID test splits: mAP, rank-1/5/10 and mINP (Market protocol).
+
+Embeds query/ and bounding_box_test/ of each dataset with each model through the Backend
+protocol and the shared preprocessing (exactly what ``reid-edge eval --distance global`` does),
+caches the embeddings (keyed by model file hash and dataset fingerprint) so that metrics can be
+recomputed without re-embedding, and prints one table. ``hsv`` is a colour-histogram baseline.
+
+    python -m benchmarks.reid_models --data market1501=/data/market1501 --data dukemtmc=/data/dukemtmc \\
+        --models default intel-0277 hsv --cache /tmp/reid-emb --json reid_models.json
+
+Datasets are never shipped or needed by tests; pass them with --data.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def _read_split(root: Path) -> tuple[str, list[Any], list[Any]]:
+    from reid_edge.evaluation import read_test_split
+
+    return read_test_split(root)
+
+
+def _embed(model: str, samples: list[Any], cache: Path | None, key: str, log: Any) -> np.ndarray:
+    import cv2
+
+    if cache is not None and (cache / f"{key}.npy").is_file():
+        return np.load(cache / f"{key}.npy")
+    start = time.perf_counter()
+    if model == "hsv":
+        from reid_edge.synth.baseline import hsv_histogram_features
+
+        feats = hsv_histogram_features([cv2.imread(s.path) for s in samples])
+    else:
+        from reid_edge.models import load_model
+
+        backend = load_model(model, device="cpu")
+        parts = []
+        for i in range(0, len(samples), 256):
+            parts.append(backend.embed([cv2.imread(s.path) for s in samples[i:i + 256]], batch_size=32).global_)
+            if (i // 256) % 10 == 0:
+                log(f"  {key}: {i + len(parts[-1])}/{len(samples)} crops, {time.perf_counter() - start:.0f} s")
+        backend.close()
+        feats = np.concatenate(parts)
+    log(f"  {key}: {len(samples)} crops in {time.perf_counter() - start:.0f} s")
+    if cache is not None:
+        cache.mkdir(parents=True, exist_ok=True)
+        np.save(cache / f"{key}.npy", feats)
+    return feats
+
+
+def evaluate_model(model: str, name: str, root: Path, cache: Path | None, log: Any = print) -> dict[str, Any]:
+    """Embed (or load cached) query and gallery features of ``root`` with ``model`` and rank them."""
+    from reid_edge.card import sha256_file
+    from reid_edge.distance import euclidean
+    from reid_edge.metrics import evaluate_rank
+    from reid_edge.models import resolve
+    from reid_edge.train.data.datasets import dataset_fingerprint
+
+    fmt, query, gallery = _read_split(root)
+    model_key = "hsv" if model == "hsv" else sha256_file(resolve(model))[:16]
+    feats = {}
+    for split, samples in (("query", query), ("gallery", gallery)):
+        key = f"{model_key}_{dataset_fingerprint(samples, root)[:16]}"
+        feats[split] = _embed(model, samples, cache, key, log)
+    dist = euclidean(feats["query"], feats["gallery"])  # unit vectors: ranks as cosine distance
+    m = evaluate_rank(dist, np.array([s.pid for s in query]), np.array([s.pid for s in gallery]),
+                      np.array([s.camid for s in query]), np.array([s.camid for s in gallery]))
+    return {"model": model, "dataset": name, "format": fmt, "num_query": len(query), "num_gallery": len(gallery),
+            "num_valid_queries": m.num_valid, "mAP": m.mAP, "rank1": float(m.cmc[0]), "rank5": float(m.cmc[4]),
+            "rank10": float(m.cmc[9]), "mINP": m.mINP}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", action="append", required=True, help="NAME=PATH of a Market-layout test split.")
+    parser.add_argument("--models", nargs="+", default=["default"], help="Model files, packaged names, or hsv.")
+    parser.add_argument("--cache", type=Path, default=None, help="Folder for cached embeddings (.npy).")
+    parser.add_argument("--json", type=Path, default=None, help="Write the rows here.")
+    args = parser.parse_args(argv)
+
+    def log(msg: str) -> None:
+        print(msg, file=sys.stderr, flush=True)
+
+    rows = []
+    for spec in args.data:
+        name, _, path = spec.partition("=")
+        for model in args.models:
+            log(f"{model} on {name} ({path})")
+            rows.append(evaluate_model(model, name, Path(path), args.cache, log))
+            r = rows[-1]
+            log(f"  mAP {100 * r['mAP']:.1f} rank-1 {100 * r['rank1']:.1f} mINP {100 * r['mINP']:.1f}")
+            if args.json is not None:
+                args.json.write_text(json.dumps(rows, indent=2))
+    print(f"{'model':<28} {'dataset':<12} {'query':>6} {'gallery':>7} {'mAP':>6} {'rank-1':>6} {'rank-5':>6} "
+          f"{'mINP':>6}")
+    for r in rows:
+        print(f"{Path(r['model']).name:<28} {r['dataset']:<12} {r['num_query']:>6} {r['num_gallery']:>7} "
+              f"{100 * r['mAP']:6.1f} {100 * r['rank1']:6.1f} {100 * r['rank5']:6.1f} {100 * r['mINP']:6.1f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,45 @@
+"""Rebuild the packaged re-ID models in reid_edge/assets/ from the shared Intel ONNX files.
+
+Usage: python scripts/import_intel_models.py [SOURCE_DIR]   (default ../shared/data/models)
+
+The sources are Intel Open Model Zoo 2023.0 IRs converted to ONNX (see ../shared/data/SOURCES.md);
+this runs the same rewrite as ``reid-edge import`` with fixed settings (and the cross-camera gates
+measured by ``python -m benchmarks.match_gate``), so the shipped files can be rebuilt from their
+sources (the same onnx/onnxruntime versions give the same bytes). NOTICE.md in reid_edge/assets
+describes the result.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+from reid_edge.deploy.import_onnx import ImportSpec, import_onnx
+from reid_edge.models import ASSETS, PACKAGED
+
+SOURCE = ("Intel Open Model Zoo 2023.0, {model} (OpenVINO IR {ir}), converted to ONNX opset 17 with "
+          "openvino2onnx 1.1.0, batch made dynamic (13 Reshape constants), then `reid-edge import` "
+          "(input renamed, Constant weights to initializers, L2-normalized output)")
+LICENSE = "Apache-2.0 (LICENSE-open_model_zoo.txt); modified from the original IR as described in NOTICE.md"
+# name -> (source file, IR precision, cross-camera gate chosen without test labels: README "Real data")
+MODELS = {
+    "intel-0288": ("person-reidentification-retail-0288.onnx", "FP32", 1.12),
+    "intel-0277": ("person-reidentification-retail-0277.onnx", "FP16, weights stored as FP32", None),
+}
+
+
+def main(source_dir: str = "../shared/data/models") -> int:
+    src = Path(source_dir)
+    for name, (filename, ir, gate) in MODELS.items():
+        spec = ImportSpec(name=name, input_size=(256, 128), channel_order="BGR", normalize="inside",
+                          source=SOURCE.format(model=filename.removesuffix(".onnx"), ir=ir), license=LICENSE,
+                          match_gate=gate)
+        path, card = import_onnx(src / filename, PACKAGED[name].path, spec, overwrite=True)
+        print(f"{name}: {path} ({path.stat().st_size / 1e6:.2f} MB, source sha256 {card.source_checkpoint_sha256})")
+    shutil.copyfile(src / "LICENSE-open_model_zoo.txt", ASSETS / "LICENSE-open_model_zoo.txt")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(*sys.argv[1:]))
