@@ -22,9 +22,8 @@ def register(app: typer.Typer) -> None:
         layout: Path = typer.Option(None, "--layout", help="Camera layout YAML: transitions, and the camera "
                                     "order of a step's new tracklets (default: names sorted)."),
         config: Path = typer.Option(None, "--config", help="Pipeline YAML; its association section applies."),
-        max_distance: float = typer.Option(None, "--max-distance", help="Cross-camera match gate (default: the "
-                                           "gate of the edges' model card, else 1.0; "
-                                           "(combined distance, 0..2)."),
+        max_distance: float = typer.Option(None, "--max-distance", help="Cross-camera match gate, combined "
+                                           "distance 0..2 (default: the gate of the edges' model card, else 1.0)."),
         edge_timeout: float = typer.Option(30.0, "--edge-timeout", min=0.0, help="Seconds of silence after "
                                            "which an edge stops holding decisions back (0: wait for ever)."),
         prefix: str = typer.Option("reid", "--prefix", help="Key prefix of the fleet's streams in Redis."),
