@@ -39,13 +39,14 @@ import argparse
 import json
 import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
 
-from reid_edge.errors import ConfigError, ReidEdgeError
+from reid_edge.artifacts import INT8_CPU_ONNX, INT8_REPORT, LAST_CHECKPOINT
+from reid_edge.errors import ConfigError
 
 SITE_A, SITE_B = 0, 1
 CAMS = ("cam1", "cam2")
@@ -98,14 +99,6 @@ class AdaptationConfig:
     gate_sweep: tuple[float, ...] = (1.0, 1.1, 1.2, 1.3)
 
 
-def _cli(argv: Sequence[str]) -> None:
-    from reid_edge.cli import main
-
-    rc = main(list(argv))
-    if rc != 0:
-        raise ReidEdgeError(f"`reid-edge {' '.join(argv)}` failed with exit code {rc} (see the message above)")
-
-
 def _read_json(path: Path) -> dict[str, Any]:
     data: dict[str, Any] = json.loads(path.read_text())
     return data
@@ -117,18 +110,6 @@ def _metric(metrics: dict[str, Any], name: str) -> float:
     if value is None:
         raise KeyError(f"eval-mtmc output has no {name!r} (keys: {sorted(metrics)})")
     return float(value)
-
-
-def _train_yaml(cfg: AdaptationConfig, path: Path, epochs: int, eval_every: int) -> None:
-    import yaml
-
-    data = {
-        "epochs": epochs, "batch_size": cfg.batch_size, "lr": cfg.lr, "height": cfg.height, "width": cfg.width,
-        "embed_dim": cfg.embed_dim, "num_stripes": cfg.num_stripes, "workers": 0, "eval_every": eval_every,
-        "seed": cfg.seed, "calib_holdout": cfg.calib_size,
-        "method": {"k": cfg.k, "m": cfg.m, "warmup_epochs": cfg.warmup_epochs, "lambda_c": cfg.lambda_c},
-    }
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
 
 
 def make_sites(cfg: AdaptationConfig, work: Path) -> dict[str, Path]:
@@ -202,36 +183,42 @@ def scene_crops(scene: Path, out: Path, *, every: int = 5, per_track: int = 12, 
 
 def reid_map(model: Path, data: Path, out_json: Path) -> dict[str, float]:
     """``reid-edge eval`` of a deployed artifact on a Market-layout folder: mAP and rank-1."""
-    _cli(["eval", "--checkpoint", str(model), "--data", str(data), "--format", "market1501", "--device", "cpu",
-          "--json", str(out_json)])
-    res = _read_json(out_json)
+    from reid_edge.io import atomic_write_json
+    from reid_edge.train.evaluate import evaluate_artifact
+
+    res = evaluate_artifact(model, data, "market1501", device="cpu").result.to_dict()
+    atomic_write_json(out_json, res)
     return {"mAP": float(res["mAP"]), "rank1": float(res["rank1"])}
 
 
 def train_model(cfg: AdaptationConfig, data: Path, fmt: str, out: Path, *, epochs: int, pretrained: str | None,
                 tracklet_positives: bool = False, eval_every: int = 0) -> Path:
     """``reid-edge train`` into ``out``; returns its ``last.pt``."""
+    from reid_edge.train.config import MethodConfig, TrainConfig
+    from reid_edge.train.trainer import train
+
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
-    _train_yaml(cfg, out.parent / f"{out.name}.yaml", epochs, eval_every)
-    argv = ["train", "--data", str(data), "--format", fmt, "--out", str(out), "--config",
-            str(out.parent / f"{out.name}.yaml"), "--backbone", "mobilenetv2", "--device", "cpu"]
-    if pretrained:
-        argv += ["--pretrained", pretrained]
-    if tracklet_positives:
-        argv.append("--tracklet-positives")
-    _cli(argv)
-    return out / "last.pt"
+    train(TrainConfig(
+        data=str(data), format=fmt, out=str(out), backbone="mobilenetv2", pretrained=pretrained, epochs=epochs,
+        batch_size=cfg.batch_size, lr=cfg.lr, height=cfg.height, width=cfg.width, embed_dim=cfg.embed_dim,
+        num_stripes=cfg.num_stripes, workers=0, eval_every=eval_every, seed=cfg.seed, calib_holdout=cfg.calib_size,
+        device="cpu", tracklet_positives=tracklet_positives,
+        method=MethodConfig(k=cfg.k, m=cfg.m, warmup_epochs=cfg.warmup_epochs, lambda_c=cfg.lambda_c),
+    ))
+    return out / LAST_CHECKPOINT
 
 
 def run_pipeline(cfg: AdaptationConfig, model: Path, test: Path, out: Path, gate: float | None) -> dict[str, Any]:
     """The two-camera pipeline on ``test`` (its det files) and ``eval-mtmc``; ``gate``: ``--max-distance``."""
-    extra = [] if gate is None else ["--max-distance", str(gate)]
-    _cli(["run", "--cameras", *[str(test / f"{c}.mp4") for c in CAMS], "--camera-names", *CAMS, "--model",
-          str(model), "--out", str(out), "--overwrite", "--device", "cpu", "--detections", str(test),
-          "--no-progress", *extra])
-    _cli(["eval-mtmc", "--pred", str(out), "--gt", str(test), "--json", str(out / "mtmc_eval.json")])
+    from reid_edge.io import atomic_write_json
+    from reid_edge.pipeline.mtmc_eval import evaluate_mtmc
+    from reid_edge.pipeline.runner import PipelineConfig, run_cameras
+
+    run_cameras([str(test / f"{c}.mp4") for c in CAMS], out, model, overwrite=True, device="cpu",
+                camera_names=list(CAMS), detections_dir=test, config=PipelineConfig().with_overrides(max_distance=gate))
+    atomic_write_json(out / "mtmc_eval.json", evaluate_mtmc(out, test))
     mt = _read_json(out / "mtmc_eval.json")
     pipe = _read_json(out / "summary.json")
     return {
@@ -251,17 +238,16 @@ def deploy_and_measure(cfg: AdaptationConfig, checkpoint: Path, sites: dict[str,
     INT8 accuracy gate is disabled (``--min-cosine 0``): a badly calibrated model is part of what is
     measured; its FP32-vs-INT8 cosine is reported instead.
     """
+    from reid_edge.deploy.exporter import ExportOptions, run_export
+
     export_dir, mtmc_dir = out / "export", out / "mtmc"
-    argv = ["export", "--checkpoint", str(checkpoint), "--out", str(export_dir), "--format", "onnx", "--int8",
-            "--calib-size", str(cfg.calib_size), "--eval-data", str(sites["b_eval"]), "--min-cosine", "0",
-            "--overwrite"]
-    if calib is not None:
-        argv += ["--calib", str(calib)]
-    _cli(argv)
-    report = _read_json(export_dir / "int8_report.json")
-    default = run_pipeline(cfg, export_dir / "model.int8.cpu.onnx", sites["b_test"], mtmc_dir, None)
-    sweep = {str(g): run_pipeline(cfg, export_dir / "model.int8.cpu.onnx", sites["b_test"], out / f"mtmc_gate_{g}", g)
-             for g in cfg.gate_sweep}
+    files = run_export(ExportOptions(checkpoint=checkpoint, out=export_dir, format="onnx", int8=True, calib=calib,
+                                     calib_size=cfg.calib_size, eval_data=sites["b_eval"], min_cosine=0.0,
+                                     overwrite=True)).files
+    report = _read_json(files[INT8_REPORT])
+    int8_cpu = files[INT8_CPU_ONNX]
+    default = run_pipeline(cfg, int8_cpu, sites["b_test"], mtmc_dir, None)
+    sweep = {str(g): run_pipeline(cfg, int8_cpu, sites["b_test"], out / f"mtmc_gate_{g}", g) for g in cfg.gate_sweep}
     retrieval = report.get("retrieval") or {}
     # the encoding the pipeline ran (model.int8.cpu.onnx = "int8-qdq-cpu"), else any INT8 one
     int8_names = sorted((n for n, v in retrieval.items() if n != "fp32" and isinstance(v, dict)),
@@ -269,7 +255,7 @@ def deploy_and_measure(cfg: AdaptationConfig, checkpoint: Path, sites: dict[str,
     int8 = retrieval[int8_names[0]] if int8_names else {}
     enc = report.get("encodings", {})
     cpu_enc = enc.get(int8_names[0], {}) if int8_names else {}
-    scene = reid_map(export_dir / "model.int8.cpu.onnx", sites["b_test_crops"], out / "scene_reid.json")
+    scene = reid_map(int8_cpu, sites["b_test_crops"], out / "scene_reid.json")
     return {
         **default,
         "scene_mAP_int8": scene["mAP"],
@@ -317,10 +303,14 @@ def run_adaptation(cfg: AdaptationConfig, work: Path, log: Callable[[str], None]
     def harvest() -> dict[str, Any]:
         if crops.exists():
             shutil.rmtree(crops)
+        from reid_edge.io import prepare_out_dir
+        from reid_edge.pipeline.harvest import HarvestConfig
+        from reid_edge.pipeline.harvest import harvest as harvest_crops
+
         footage = sites["b_footage"]
-        _cli(["harvest", "--cameras", *[str(footage / f"{c}.mp4") for c in CAMS], "--camera-names", *CAMS,
-              "--out", str(crops), "--detector", "motion", "--every", str(cfg.harvest_every),
-              "--max-per-track", str(cfg.max_per_track)])
+        harvest_crops([str(footage / f"{c}.mp4") for c in CAMS], prepare_out_dir(crops, overwrite=False),
+                      camera_names=list(CAMS), config=HarvestConfig(every=cfg.harvest_every,
+                                                                    max_per_track=cfg.max_per_track))
         return _read_json(crops / "harvest_summary.json")
 
     harvest_summary = stage("harvest site B", harvest)

@@ -19,6 +19,7 @@ import json
 import sys
 import tempfile
 import time
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -66,8 +67,9 @@ def main(argv: list[str] | None = None) -> int:
     from rich.console import Console
     from rich.table import Table
 
+    from reid_edge.artifacts import FP32_ONNX, INT8_CPU_ONNX, INT8_TRT_ONNX
     from reid_edge.backends.ort_backend import OnnxRuntimeBackend
-    from reid_edge.commands.export import run_export
+    from reid_edge.deploy.exporter import ExportOptions, run_export
     from reid_edge.errors import ReidEdgeError
 
     console = Console()
@@ -78,15 +80,16 @@ def main(argv: list[str] | None = None) -> int:
         out = Path(tmp.name) / "export"
     try:
         t0 = time.perf_counter()
-        result = run_export(checkpoint=args.checkpoint, out=out, format="onnx", int8=True, calib=args.calib,
-                            calib_size=args.calib_size, calib_method=args.calib_method, eval_data=args.data,
-                            overwrite=True, console=console)
+        result = run_export(ExportOptions(checkpoint=args.checkpoint, out=out, format="onnx", int8=True,
+                                          calib=args.calib, calib_size=args.calib_size, calib_method=args.calib_method,
+                                          eval_data=args.data, overwrite=True), console=console)
         export_s = time.perf_counter() - t0
         files = result.files
-        models = {"ort-fp32": files["fp32 onnx"], "int8-cpu": files["int8 onnx (ORT CPU)"],
-                  "int8-trt": files["int8 onnx (TensorRT)"]}
-        backends = {k: OnnxRuntimeBackend(p, device="cpu", intra_op_threads=args.threads) for k, p in models.items()}
-        medians = time_interleaved(backends, args.batch, args.iterations, args.repeats)
+        models = {"ort-fp32": files[FP32_ONNX], "int8-cpu": files[INT8_CPU_ONNX], "int8-trt": files[INT8_TRT_ONNX]}
+        with ExitStack() as stack:
+            backends = {k: stack.enter_context(OnnxRuntimeBackend(p, device="cpu", intra_op_threads=args.threads))
+                        for k, p in models.items()}
+            medians = time_interleaved(backends, args.batch, args.iterations, args.repeats)
     except ReidEdgeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

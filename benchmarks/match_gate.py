@@ -46,8 +46,8 @@ def tracklet_appearances(model: str, root: Path, ids: int, per_group: int, seed:
     """``(appearances [T, D], pids [T], cams [T])`` of (identity, camera) groups of the training split."""
     import cv2
 
+    from reid_edge.datasets import read_market_layout
     from reid_edge.models import load_model
-    from reid_edge.train.data.datasets import read_market_layout
 
     train = read_market_layout(root).train
     if not train:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -31,12 +30,10 @@ def ensure_scene(scene: Path | None, people: int, seconds: int, seed: int, work:
     """The given scene folder, or a freshly generated ``synth scene`` (2 cameras)."""
     if scene is not None:
         return scene
+    from reid_edge.synth.scene import generate_scene
+
     out = work / "scene"
-    cmd = [sys.executable, "-m", "reid_edge.cli", "synth", "scene", "--cameras", "2", "--people", str(people),
-           "--seconds", str(seconds), "--out", str(out), "--seed", str(seed)]
-    res = subprocess.run(cmd, capture_output=True, text=True)
-    if res.returncode != 0 or not (out / "cam1.mp4").is_file():
-        raise SystemExit(f"could not generate a scene ({' '.join(cmd)}): {res.stderr.strip()[-400:]}")
+    generate_scene(out, cameras=2, people=people, seconds=seconds, seed=seed)
     return out
 
 

@@ -23,25 +23,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 INITS = {"imagenet": "imagenet", "random": None}
-
-
-def _cli(argv: list[str]) -> None:
-    from reid_edge.cli import main
-
-    rc = main(argv)
-    if rc != 0:
-        raise SystemExit(f"`reid-edge {' '.join(argv)}` failed with exit code {rc}")
 
 
 def evaluate_init(data: Path, *, pretrained: str | None, args: argparse.Namespace) -> dict[str, float]:
     """mAP / rank-1 of the freshly initialized model (what training starts from) on the test split."""
     import torch
 
+    from reid_edge.backends.torch_backend import TorchBackend
     from reid_edge.train.data.datasets import evaluation_split, read_dataset
-    from reid_edge.train.evaluate import TorchModelBackend, evaluate, model_card_for
+    from reid_edge.train.evaluate import evaluate, model_card_for
     from reid_edge.train.models import build_model
 
     split = evaluation_split(read_dataset(data, "market1501"))
@@ -51,7 +42,7 @@ def evaluate_init(data: Path, *, pretrained: str | None, args: argparse.Namespac
     model = build_model("mobilenetv2", num_stripes=args.stripes, embed_dim=args.embed_dim, pretrained=pretrained)
     model.eval()
     card = model_card_for(model, args.height, args.width)
-    res = evaluate(TorchModelBackend(model, card, torch.device("cpu")), split[0], split[1], distance="combined")
+    res = evaluate(TorchBackend.from_model(model, card, torch.device("cpu")), split[0], split[1], distance="combined")
     return {"mAP": res.mAP, "rank1": res.rank1}
 
 
@@ -66,38 +57,38 @@ def read_log(run: Path) -> list[dict[str, float]]:
     return out
 
 
-def write_config(path: Path, args: argparse.Namespace) -> dict[str, Any]:
-    """The shared training budget as a ``--config`` YAML; returns it."""
+def train_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The shared training budget (TrainConfig keys; recorded in the results)."""
     cfg = {
         "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "height": args.height,
         "width": args.width, "embed_dim": args.embed_dim, "num_stripes": args.stripes, "workers": 0,
         "eval_every": args.eval_every, "seed": args.seed,
         "method": {"k": args.k, "m": args.m, "warmup_epochs": args.warmup},
     }
-    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
     return cfg
 
 
 def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     """Generate the data, train both initializations, return the numbers."""
+    from reid_edge.config import from_dict
     from reid_edge.synth.crops import generate_crops
+    from reid_edge.train.config import TrainConfig
+    from reid_edge.train.trainer import train
 
     t_start = time.perf_counter()
     data = work / "synth_crops"
     stats = generate_crops(data, ids=args.ids, cameras=args.cameras, seed=args.seed, height=args.height,
                            width=args.width, domain=0, overwrite=True)
-    config = write_config(work / "train.yaml", args)
+    config = train_settings(args)
     results: dict[str, Any] = {"config": config, "data": {"ids": args.ids, "cameras": args.cameras,
                                                           "stats": str(stats)}, "runs": {}}
     for name, pretrained in INITS.items():
         before = evaluate_init(data, pretrained=pretrained, args=args)
         run_dir = work / f"run_{name}"
-        argv = ["train", "--data", str(data), "--format", "market1501", "--out", str(run_dir), "--config",
-                str(work / "train.yaml"), "--backbone", "mobilenetv2", "--device", "cpu"]
-        if pretrained:
-            argv += ["--pretrained", pretrained]
+        train_cfg = from_dict(TrainConfig, {**config, "data": str(data), "format": "market1501", "out": str(run_dir),
+                                             "backbone": "mobilenetv2", "device": "cpu", "pretrained": pretrained})
         t0 = time.perf_counter()
-        _cli(argv)
+        train(train_cfg)
         seconds = time.perf_counter() - t0
         log = read_log(run_dir)
         evaluated = [r for r in log if "mAP" in r]

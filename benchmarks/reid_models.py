@@ -60,10 +60,10 @@ def _embed(model: str, samples: list[Any], cache: Path | None, key: str, log: An
 def evaluate_model(model: str, name: str, root: Path, cache: Path | None, log: Any = print) -> dict[str, Any]:
     """Embed (or load cached) query and gallery features of ``root`` with ``model`` and rank them."""
     from reid_edge.card import sha256_file
+    from reid_edge.datasets import dataset_fingerprint
     from reid_edge.distance import euclidean
     from reid_edge.metrics import evaluate_rank
     from reid_edge.models import resolve
-    from reid_edge.train.data.datasets import dataset_fingerprint
 
     fmt, query, gallery = _read_split(root)
     model_key = "hsv" if model == "hsv" else sha256_file(resolve(model))[:16]

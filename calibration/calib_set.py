@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from reid_edge.card import INPUT_NAME, ModelCard
+from reid_edge.datasets import IMAGE_EXTS
 from reid_edge.errors import DataError
 from reid_edge.preprocess import preprocess_for_card
-from reid_edge.train.data.datasets import IMAGE_EXTS
 
 MIN_CALIBRATION_IMAGES = 16
 DEFAULT_CALIBRATION_SIZE = 128
@@ -86,6 +87,28 @@ def load_calibration_array(paths: Sequence[Path], card: ModelCard, chunk: int = 
         if progress is not None:
             progress(len(part))
     return out
+
+
+@dataclass(frozen=True)
+class CalibrationSet:
+    """Chosen calibration images (preprocessed), the held-aside rest, and where they came from."""
+
+    chosen: list[Path]
+    rest: list[Path]
+    images: np.ndarray
+    source: str
+    method: str
+
+
+def split_pool(pool: Sequence[Path], size: int, source: str) -> tuple[list[Path], list[Path]]:
+    """``(chosen, rest)``: :func:`select_images` of ``pool`` and the images held aside from it.
+
+    Raises:
+        DataError: too few or missing images.
+    """
+    chosen = select_images(pool, size, source=source)
+    chosen_set = set(chosen)
+    return chosen, [p for p in pool if p not in chosen_set]
 
 
 def calibration_sha256(images: np.ndarray) -> str:

@@ -27,14 +27,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from reid_edge.card import ModelCard
-from reid_edge.deploy.capabilities import MIN_OPSET
+from reid_edge.artifacts import ARTIFACTS, INT8_CPU_ONNX, INT8_TRT_ONNX
+from reid_edge.card import ModelCard, set_card
 from reid_edge.errors import ExportError
 
 if TYPE_CHECKING:
     import onnx
     from onnxruntime.quantization.calibrate import TensorsData
 
+MIN_QDQ_OPSET = 13  # QuantizeLinear/DequantizeLinear with a per-channel axis
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
 DEFAULT_CALIBRATION_METHOD = "minmax"
 # Ops whose inputs/outputs get Q/DQ: the convolutional backbone. The embedding heads (Gemm/MatMul,
@@ -57,18 +58,18 @@ class Encoding:
     activation_signed: bool
 
 
-ENCODINGS: dict[str, Encoding] = {
-    "int8-qdq-trt": Encoding(
-        "int8-qdq-trt", "model.int8.trt.onnx",
+ENCODINGS: dict[str, Encoding] = {e.name: e for e in (
+    Encoding(
+        ARTIFACTS[INT8_TRT_ONNX].encoding, ARTIFACTS[INT8_TRT_ONNX].filename,
         "Q/DQ INT8 for TensorRT explicit quantization: symmetric QInt8 activations (zero point 0), "
         "per-channel symmetric QInt8 weights (FP32 weights behind Q/DQ), FP32 biases",
         True),
-    "int8-qdq-cpu": Encoding(
-        "int8-qdq-cpu", "model.int8.cpu.onnx",
+    Encoding(
+        ARTIFACTS[INT8_CPU_ONNX].encoding, ARTIFACTS[INT8_CPU_ONNX].filename,
         "Q/DQ INT8 for ONNX Runtime on CPU: QUInt8 activations, per-channel symmetric QInt8 weights, "
         "int32 biases (fused to QLinearConv)",
         False),
-}
+)}
 
 
 def _method(name: str) -> Any:
@@ -205,8 +206,6 @@ def quantize_encoding(
     from onnxruntime.quantization.qdq_quantizer import QDQQuantizer
     from onnxruntime.quantization.quant_utils import load_model_with_shape_infer
 
-    from reid_edge.deploy.export_onnx import set_card
-
     if encoding not in ENCODINGS:
         raise ExportError(f"unknown INT8 encoding '{encoding}' (known: {', '.join(ENCODINGS)})")
     enc = ENCODINGS[encoding]
@@ -244,8 +243,8 @@ def check_trt_qdq(model: onnx.ModelProto) -> list[str]:
 
     problems: list[str] = []
     opset = max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=0)
-    if opset < MIN_OPSET:
-        problems.append(f"opset {opset} < {MIN_OPSET}: per-channel Q/DQ needs opset {MIN_OPSET}")
+    if opset < MIN_QDQ_OPSET:
+        problems.append(f"opset {opset} < {MIN_QDQ_OPSET}: per-channel Q/DQ needs opset {MIN_QDQ_OPSET}")
     inits = {t.name: t for t in model.graph.initializer}
     consts = {n.output[0]: n.attribute[0].t for n in model.graph.node if n.op_type == "Constant" and n.attribute}
     tensors = {**consts, **inits}

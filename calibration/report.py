@@ -9,12 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from reid_edge.distance import cosine_rows
 from reid_edge.errors import ExportError
 from reid_edge.io import atomic_write_json
+
+if TYPE_CHECKING:
+    from reid_edge.backends.base import Backend
 
 WARN_COSINE = 0.99
 DEFAULT_MIN_COSINE = 0.95
@@ -28,10 +32,19 @@ def cosine_summary(values: np.ndarray) -> dict[str, float]:
     return {"mean": float(v.mean()), "min": float(v.min()), "p1": float(np.percentile(v, 1))}
 
 
+def backend_agreement(ref: Backend, cand: Backend, images: np.ndarray, batch_size: int = 32) -> dict[str, np.ndarray]:
+    """Per-crop cosine of ``cand`` against ``ref`` (global, and mean-over-stripes unless the model is global-only)
+    on a preprocessed array."""
+    a = ref.embed_array(images, batch_size)
+    b = cand.embed_array(images, batch_size)
+    out = {"global": cosine_rows(a.global_, b.global_)}
+    if ref.card.has_stripes:
+        out["stripes"] = cosine_rows(a.stripes, b.stripes).mean(-1)
+    return out
+
+
 def agreement(ref: Any, cand: Any, images: np.ndarray, batch_size: int = 32) -> dict[str, dict[str, float]]:
     """Cosine of ``cand`` against ``ref`` (two Backends) on a preprocessed array."""
-    from reid_edge.deploy.parity import backend_agreement
-
     per_crop = backend_agreement(ref, cand, images, batch_size)
     return {key: cosine_summary(values) for key, values in per_crop.items()}  # no "stripes": global-only model
 

@@ -27,24 +27,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from reid_edge.backends.trt_backend import TENSORRT_INSTALL_HINT
+from reid_edge.artifacts import ENGINE_ROLES, FP32_ONNX, PRECISION_ROLES, filename
+from reid_edge.backends import TENSORRT_INSTALL_HINT
+from reid_edge.calibration.quantize import MIN_QDQ_OPSET
 from reid_edge.errors import BackendError, ConfigError, ExportError
 
 FORMATS = ("onnx", "engine")
-PRECISIONS = ("fp32", "fp16", "int8")
-MIN_OPSET = 13  # QuantizeLinear/DequantizeLinear with per-channel axis
+MIN_OPSET = MIN_QDQ_OPSET  # INT8 Q/DQ with per-channel weights
 MAX_OPSET = 20
 DEFAULT_OPSET = 17
 DEFAULT_BATCH = (1, 8, 32)
 
-# (format, precision) -> the ONNX files written besides model.onnx, and whether an engine is built
+# (format, precision) -> the artifact roles written (see reid_edge.artifacts), and whether an engine is built
 CAPABILITIES: dict[tuple[str, str], tuple[tuple[str, ...], bool]] = {
-    ("onnx", "fp32"): ((), False),
-    ("onnx", "fp16"): (("model.fp16.onnx",), False),
-    ("onnx", "int8"): (("model.int8.trt.onnx", "model.int8.cpu.onnx", "calibration.cache", "int8_report.json"), False),
-    ("engine", "fp32"): ((), True),
-    ("engine", "fp16"): (("model.fp16.onnx",), True),
-    ("engine", "int8"): (("model.int8.trt.onnx", "model.int8.cpu.onnx", "calibration.cache", "int8_report.json"), True),
+    (fmt, precision): ((FP32_ONNX, *roles, *(ENGINE_ROLES if fmt == "engine" else ())), fmt == "engine")
+    for fmt in FORMATS for precision, roles in PRECISION_ROLES.items()
 }
 
 
@@ -135,6 +132,6 @@ def plan_export(
                           "(ONNX models have a dynamic batch)")
     if calibration_flags and not int8:
         raise ConfigError(f"{', '.join(calibration_flags)} only apply to INT8 exports: add --int8")
-    files, engine = CAPABILITIES[(format, precision)]
-    return ExportPlan(format, precision, opset, batch or DEFAULT_BATCH, ("model.onnx", *files)
-                      + (("model.engine", "model.engine.json") if engine else ()), engine, tuple(notes))
+    roles, engine = CAPABILITIES[(format, precision)]
+    return ExportPlan(format, precision, opset, batch or DEFAULT_BATCH, tuple(filename(r) for r in roles), engine,
+                      tuple(notes))

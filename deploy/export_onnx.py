@@ -21,7 +21,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from reid_edge.card import CARD_KEY, INPUT_NAME, OUTPUT_GLOBAL, OUTPUT_STRIPES, ModelCard, read_card, sha256_file
+from reid_edge.card import (
+    INPUT_NAME,
+    OUTPUT_GLOBAL,
+    OUTPUT_STRIPES,
+    ModelCard,
+    read_card,
+    set_card,
+    sha256_file,
+)
 from reid_edge.errors import CheckpointError, ExportError
 from reid_edge.io import atomic_write_bytes
 
@@ -53,14 +61,7 @@ def load_checkpoint_model(path: str | Path) -> tuple[torch.nn.Module, ModelCard,
         raise CheckpointError(f"checkpoint {p} does not exist (train one with `reid-edge train` or pass --checkpoint)")
     from reid_edge.train.checkpoint import load_model
 
-    try:
-        model, card, ckpt = load_model(p, map_location="cpu")
-    except CheckpointError:
-        raise
-    except Exception as exc:  # torch.load of a non-checkpoint raises many kinds of errors
-        raise CheckpointError(f"{p} is not a reid-edge checkpoint ({type(exc).__name__}: {exc})") from None
-    model.eval()
-    return model, card, ckpt
+    return load_model(p, map_location="cpu")
 
 
 def card_for_onnx(card: ModelCard, opset: int, checkpoint: str | Path | None = None) -> ModelCard:
@@ -70,22 +71,6 @@ def card_for_onnx(card: ModelCard, opset: int, checkpoint: str | Path | None = N
     if checkpoint is not None:
         changes["source_checkpoint_sha256"] = sha256_file(checkpoint)
     return card.replace(**changes)
-
-
-def set_card(model: onnx.ModelProto, card: ModelCard) -> None:
-    """Store ``card`` in ``model.metadata_props`` (replacing an older card), plus a doc string."""
-    keep = [p for p in model.metadata_props if p.key != CARD_KEY]
-    del model.metadata_props[:]
-    model.metadata_props.extend(keep)
-    entry = model.metadata_props.add()
-    entry.key = CARD_KEY
-    entry.value = card.to_json()
-    model.doc_string = (
-        f"reid-edge {card.backbone} ({card.encoding}). Input '{INPUT_NAME}' float32 [B,3,{card.input_height},"
-        f"{card.input_width}] {card.channel_order}, mean {list(card.mean)}, std {list(card.std)}. Outputs "
-        f"'{OUTPUT_GLOBAL}' [B,{card.global_dim}] and '{OUTPUT_STRIPES}' [B,{card.num_stripes},{card.stripe_dim}], "
-        "each L2-normalized along the last axis."
-    )
 
 
 def export_onnx(
@@ -202,12 +187,6 @@ def save_onnx(proto: onnx.ModelProto, out: str | Path) -> None:
     except onnx.checker.ValidationError as exc:
         raise ExportError(f"onnx.checker rejected {Path(out).name}: {str(exc).splitlines()[0]}") from None
     atomic_write_bytes(out, proto.SerializeToString())
-
-
-def export_checkpoint(checkpoint: str | Path, out: str | Path, opset: int = DEFAULT_OPSET) -> tuple[Path, ModelCard]:
-    """Load a checkpoint and :func:`export_onnx` it."""
-    model, card, _ = load_checkpoint_model(checkpoint)
-    return export_onnx(model, card, out, opset=opset, checkpoint=checkpoint)
 
 
 def convert_onnx_fp16(fp32: onnx.ModelProto, keep_fp32_ops: frozenset[str] | None = None) -> onnx.ModelProto:

@@ -255,7 +255,8 @@ def import_onnx(src: str | Path, out: str | Path, spec: ImportSpec, overwrite: b
     """
     import onnx
 
-    from reid_edge.deploy.export_onnx import save_onnx, set_card
+    from reid_edge.card import set_card
+    from reid_edge.deploy.export_onnx import save_onnx
 
     src_p, out_p = Path(src), Path(out)
     if not src_p.is_file():
@@ -344,12 +345,13 @@ def import_onnx(src: str | Path, out: str | Path, spec: ImportSpec, overwrite: b
         pass
 
     extra: dict[str, Any] = {"imported_from": src_p.name, "source": spec.source, "license": spec.license,
-                             "distance": "cosine", "lambda_c": 0.0, **spec.notes}
+                             "distance": "cosine", **spec.notes}
     card = ModelCard(
         backbone=spec.name, input_height=height, input_width=width, mean=tuple(float(v) for v in mean),  # type: ignore[arg-type]
         std=tuple(float(v) for v in std), channel_order=spec.channel_order.upper(),  # type: ignore[arg-type]
         global_dim=dim, num_stripes=0, stripe_dim=0, precision="fp32", encoding="fp32", opset=opset,
-        source_checkpoint_sha256=sha256_file(src_p), lambda_g=1.0, match_gate=spec.match_gate, extra=extra)
+        source_checkpoint_sha256=sha256_file(src_p), lambda_g=1.0, lambda_c=0.0, match_gate=spec.match_gate,
+        extra=extra)
     set_card(proto, card)
     proto.doc_string = (f"reid-edge import of {src_p.name} ({spec.name}): input '{INPUT_NAME}' float32 "
                         f"[B,3,{height},{width}] {card.channel_order}, mean {list(card.mean)}, std {list(card.std)} "

@@ -14,13 +14,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from reid_edge.card import INPUT_NAME, OUTPUT_GLOBAL, OUTPUT_STRIPES, ModelCard
+from reid_edge.distance import cosine_rows
 from reid_edge.errors import ExportError
 from reid_edge.preprocess import preprocess_for_card
 
 if TYPE_CHECKING:
     import torch
 
-    from reid_edge.backends.base import Backend
 
 FP32_PARITY_COSINE = 0.9999
 
@@ -44,15 +44,6 @@ def fixed_crops(n: int = 8, seed: int = 0) -> list[np.ndarray]:
         img += rng.normal(0, 12, size=img.shape)
         crops.append(np.clip(img, 0, 255).astype(np.uint8))
     return crops
-
-
-def cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Cosine similarity of matching rows over the last axis (any leading shape)."""
-    a = np.asarray(a, np.float64)
-    b = np.asarray(b, np.float64)
-    num = (a * b).sum(-1)
-    den = np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1)
-    return num / np.maximum(den, 1e-12)
 
 
 @dataclass(frozen=True)
@@ -106,11 +97,8 @@ def parity_gate(
 
     images = preprocess_for_card(crops if crops is not None else fixed_crops(), card)
     ref = torch_outputs(model, images)
-    backend = OnnxRuntimeBackend(onnx_path, device="cpu")
-    try:
+    with OnnxRuntimeBackend(onnx_path, device="cpu") as backend:
         got = backend.infer({INPUT_NAME: images})
-    finally:
-        backend.close()
     want = {OUTPUT_GLOBAL: (len(images), card.global_dim),
             OUTPUT_STRIPES: (len(images), card.num_stripes, card.stripe_dim)}
     for key, shape in want.items():
@@ -127,13 +115,3 @@ def parity_gate(
         )
     return result
 
-
-def backend_agreement(ref: Backend, cand: Backend, images: np.ndarray, batch_size: int = 32) -> dict[str, np.ndarray]:
-    """Per-crop cosine of ``cand`` against ``ref`` (global, and mean-over-stripes unless the model is global-only)
-    on a preprocessed array."""
-    a = ref.embed_array(images, batch_size)
-    b = cand.embed_array(images, batch_size)
-    out = {"global": cosine_rows(a.global_, b.global_)}
-    if ref.card.has_stripes:
-        out["stripes"] = cosine_rows(a.stripes, b.stripes).mean(-1)
-    return out

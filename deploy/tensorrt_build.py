@@ -21,13 +21,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from reid_edge.backends.trt_backend import (
-    EngineHeader,
-    compute_capability,
-    import_cudart,
-    import_tensorrt,
-    pack_engine,
-)
+from reid_edge.artifacts import EngineHeader, pack_engine
+from reid_edge.backends.trt_backend import compute_capability, import_cudart, import_tensorrt
 from reid_edge.card import INPUT_NAME, ModelCard, sha256_file
 from reid_edge.deploy.capabilities import DEFAULT_BATCH
 from reid_edge.errors import ExportError

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import CheckpointError
+from .names import DEFAULT_LAMBDA_C
 
 if TYPE_CHECKING:
     import onnx
@@ -57,6 +58,7 @@ class ModelCard:
     calibration_method: str | None = None
     lambda_g: float = 0.5
     match_gate: float | None = None
+    lambda_c: float = DEFAULT_LAMBDA_C  # same-camera penalty of the combined distance (the run's method setting)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> str:
@@ -79,6 +81,10 @@ class ModelCard:
         if "backbone" not in data:
             raise CheckpointError("model card lacks 'backbone'")
         kwargs = dict(data)
+        extra = dict(kwargs.get("extra") or {})
+        if "lambda_c" not in kwargs and "lambda_c" in extra:  # cards written before lambda_c had a field
+            kwargs["lambda_c"] = float(extra.pop("lambda_c"))
+            kwargs["extra"] = extra
         for key in ("mean", "std"):
             if key in kwargs:
                 kwargs[key] = tuple(float(v) for v in kwargs[key])
@@ -118,3 +124,19 @@ def read_card(model: onnx.ModelProto | str | Path) -> ModelCard:
             return ModelCard.from_json(prop.value)
     raise CheckpointError("ONNX model has no reid-edge model card (metadata_props key "
                           f"'{CARD_KEY}'); export it with `reid-edge export`")
+
+
+def set_card(model: onnx.ModelProto, card: ModelCard) -> None:
+    """Store ``card`` in ``model.metadata_props`` (replacing an older card), plus a doc string."""
+    keep = [p for p in model.metadata_props if p.key != CARD_KEY]
+    del model.metadata_props[:]
+    model.metadata_props.extend(keep)
+    entry = model.metadata_props.add()
+    entry.key = CARD_KEY
+    entry.value = card.to_json()
+    model.doc_string = (
+        f"reid-edge {card.backbone} ({card.encoding}). Input '{INPUT_NAME}' float32 [B,3,{card.input_height},"
+        f"{card.input_width}] {card.channel_order}, mean {list(card.mean)}, std {list(card.std)}. Outputs "
+        f"'{OUTPUT_GLOBAL}' [B,{card.global_dim}] and '{OUTPUT_STRIPES}' [B,{card.num_stripes},{card.stripe_dim}], "
+        "each L2-normalized along the last axis."
+    )

@@ -70,3 +70,16 @@ class MultiValueCommand(TyperCommand):
         every.update(["--help"])
         return super().parse_args(ctx, expand_multi_value_args(list(args), multi, every))
 
+
+
+def check_choice(value: str | None, allowed: tuple[str, ...], flag: str) -> str | None:
+    """``value`` when it is one of ``allowed`` (or None: the flag was not given).
+
+    Raises:
+        ConfigError: any other value (the CLI maps it to one line and exit code 2).
+    """
+    from .errors import ConfigError
+
+    if value is not None and value not in allowed:
+        raise ConfigError(f"{flag} {value!r} is not one of {', '.join(allowed)}")
+    return value

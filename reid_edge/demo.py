@@ -18,8 +18,9 @@ footage: harvest crops from the clips, calibrate the packaged model to INT8 on t
 (``export --model default --int8 --calib``), run the pipeline with it (the cross-camera gate from
 its model card). There is no ground truth: the report lists identities and cross-camera transitions.
 
-Each stage is the CLI command a user would type (in-process), so the demo exercises exactly what
-the README documents; stage outputs stay in the demo folder.
+Each stage calls the library function behind the CLI command a user would type (``harvest``,
+``train``, ``export``, ``run``, ``eval-mtmc``) with the same settings; stage outputs stay in the
+demo folder.
 """
 
 from __future__ import annotations
@@ -28,13 +29,16 @@ import csv
 import html
 import json
 import shutil
+import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import DataError, ReidEdgeError
+from .artifacts import INT8_CPU_ONNX, INT8_REPORT, LAST_CHECKPOINT, filename
+from .errors import DataError
+from .names import DEFAULT_MAX_DISTANCE
 
 SITE_DOMAIN = 1  # synthetic style "B": the site the model adapts to
 
@@ -74,7 +78,7 @@ class DemoConfig:
     min_cosine: float = 0.8
     # Cross-camera match gate (combined distance). Chosen on the site's TRAINING footage (sweep
     # 0.9/1.0/1.1/1.2/1.3 -> cross-camera IDF1 0.836/0.850/0.809/0.657/0.475), never on the test scene.
-    max_distance: float = 1.0
+    max_distance: float = DEFAULT_MAX_DISTANCE
     real_videos: tuple[str, ...] = ()
     max_frames: int | None = None
 
@@ -86,12 +90,8 @@ class DemoResult:
     numbers: dict[str, Any] = field(default_factory=dict)
 
 
-def _run_cli(argv: Sequence[str]) -> None:
-    from .cli import main
-
-    rc = main(list(argv))
-    if rc != 0:
-        raise ReidEdgeError(f"demo stage `reid-edge {' '.join(argv[:1])}` failed (exit {rc}); see the message above")
+def _warn(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr)
 
 
 def _stage(log: Callable[[str], None], timings: dict[str, float], name: str, fn: Callable[[], None]) -> None:
@@ -110,16 +110,16 @@ def _read_json(path: Path) -> dict[str, Any]:
         raise DataError(f"demo: cannot read {path}: {exc}") from None
 
 
-def _train_config_yaml(cfg: DemoConfig, path: Path) -> None:
-    import yaml
+def train_config(cfg: DemoConfig, data: Path, out: Path) -> Any:
+    """The demo's :class:`~reid_edge.train.config.TrainConfig`: unlabeled crops, CPU, no evaluation."""
+    from .train.config import MethodConfig, TrainConfig
 
-    data = {
-        "epochs": cfg.epochs, "batch_size": cfg.batch_size, "lr": cfg.lr, "height": cfg.height,
-        "width": cfg.width, "embed_dim": cfg.embed_dim, "num_stripes": cfg.num_stripes, "workers": 0,
-        "eval_every": 0,
-        "method": {"k": cfg.k, "m": cfg.m, "warmup_epochs": cfg.warmup_epochs, "lambda_c": cfg.lambda_c},
-    }
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return TrainConfig(
+        data=str(data), format="unlabeled", out=str(out), backbone=cfg.backbone, pretrained=cfg.pretrained,
+        epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, height=cfg.height, width=cfg.width,
+        embed_dim=cfg.embed_dim, num_stripes=cfg.num_stripes, workers=0, eval_every=0, device="cpu", seed=cfg.seed,
+        method=MethodConfig(k=cfg.k, m=cfg.m, warmup_epochs=cfg.warmup_epochs, lambda_c=cfg.lambda_c),
+    )
 
 
 def _history(run_dir: Path) -> list[dict[str, str]]:
@@ -174,32 +174,37 @@ def run_demo(cfg: DemoConfig, log: Callable[[str], None] = print) -> DemoResult:
         test_cams = [str(site / "test" / f"cam{i}.mp4") for i in (1, 2)]
         names = ["cam1", "cam2"]
         gt_dir = site / "test"
-    detector_args = ["--detector", "motion"]
-
-    limit = ["--max-frames", str(cfg.max_frames)] if cfg.max_frames else []
 
     def do_harvest() -> None:
+        from .io import prepare_out_dir
+        from .pipeline.harvest import HarvestConfig, harvest
+
         if crops.exists():
             shutil.rmtree(crops)
-        _run_cli(["harvest", "--cameras", *train_cams, "--camera-names", *names, "--out", str(crops),
-                  *detector_args, "--every", "3", "--max-per-track", "25", *limit])
+        harvest(train_cams, prepare_out_dir(crops, overwrite=False), detector="motion", camera_names=names,
+                config=HarvestConfig(every=3, max_per_track=25), max_frames=cfg.max_frames)
 
     _stage(log, timings, "harvest (unlabeled crops from the site's cameras)", do_harvest)
     numbers["harvest"] = _read_json(crops / "harvest_summary.json")
 
     if cfg.real:  # the packaged model, calibrated on this site's crops (see the module docstring)
         def do_export_default() -> None:
-            _run_cli(["export", "--model", "default", "--out", str(export_dir), "--format", "onnx", "--int8",
-                      "--calib", str(crops), "--calib-size", str(cfg.calib_size), "--overwrite"])
+            from .deploy.exporter import ExportOptions, run_export
+
+            run_export(ExportOptions(checkpoint="default", out=export_dir, format="onnx", int8=True, calib=crops,
+                                     calib_size=cfg.calib_size, overwrite=True))
 
         _stage(log, timings, "export (the packaged re-ID model, INT8 calibrated on the site's crops)",
                do_export_default)
-        numbers["int8_report"] = _read_json(export_dir / "int8_report.json")
+        numbers["int8_report"] = _read_json(export_dir / filename(INT8_REPORT))
 
         def do_run_default() -> None:
-            _run_cli(["run", "--cameras", *test_cams, "--camera-names", *names, "--model",
-                      str(export_dir / "model.int8.cpu.onnx"), "--out", str(mtmc_dir), "--overwrite", "--save-video",
-                      "--device", "cpu", *detector_args, *limit])
+            from .pipeline.runner import run_cameras
+
+            # no max_distance: the packaged model's card carries its own gate
+            run_cameras(test_cams, mtmc_dir, export_dir / filename(INT8_CPU_ONNX), overwrite=True, device="cpu",
+                        camera_names=names, detector="motion", save_video=True, max_frames=cfg.max_frames,
+                        warn=_warn)
 
         _stage(log, timings, "run (two-camera pipeline, INT8 packaged model)", do_run_default)
         numbers["pipeline"] = _read_json(mtmc_dir / "summary.json")
@@ -208,42 +213,42 @@ def run_demo(cfg: DemoConfig, log: Callable[[str], None] = print) -> DemoResult:
         return DemoResult(md, page, numbers)
 
     def do_train() -> None:
+        from .train.trainer import train
+
         if run_dir.exists():
             shutil.rmtree(run_dir)
         run_dir.mkdir(parents=True)
-        _train_config_yaml(cfg, out / "train.yaml")
-        argv = ["train", "--data", str(crops), "--format", "unlabeled", "--out", str(run_dir), "--config",
-                str(out / "train.yaml"), "--backbone", cfg.backbone, "--device", "cpu", "--seed", str(cfg.seed)]
-        if cfg.pretrained:
-            argv += ["--pretrained", cfg.pretrained]
-        _run_cli(argv)
+        train(train_config(cfg, crops, run_dir))
 
     _stage(log, timings, "train (selective contrastive learning, no labels)", do_train)
     numbers["training"] = _history(run_dir)
 
     def do_export() -> None:
-        argv = ["export", "--checkpoint", str(run_dir / "last.pt"), "--out", str(export_dir), "--format", "onnx",
-                "--int8", "--calib-size", str(cfg.calib_size), "--min-cosine", str(cfg.min_cosine), "--overwrite"]
-        if not cfg.real:
-            argv += ["--eval-data", str(site / "eval_crops")]
-        _run_cli(argv)
+        from .deploy.exporter import ExportOptions, run_export
+
+        run_export(ExportOptions(checkpoint=run_dir / LAST_CHECKPOINT, out=export_dir, format="onnx", int8=True,
+                                 calib_size=cfg.calib_size, min_cosine=cfg.min_cosine, overwrite=True,
+                                 eval_data=None if cfg.real else site / "eval_crops"))
 
     _stage(log, timings, "export (ONNX + calibrated INT8)", do_export)
-    numbers["int8_report"] = _read_json(export_dir / "int8_report.json")
+    numbers["int8_report"] = _read_json(export_dir / filename(INT8_REPORT))
 
     def do_run() -> None:
-        argv = ["run", "--cameras", *test_cams, "--camera-names", *names, "--model",
-                str(export_dir / "model.int8.cpu.onnx"), "--out", str(mtmc_dir), "--overwrite", "--save-video",
-                "--device", "cpu", "--max-distance", str(cfg.max_distance), *limit]
-        argv += ["--detections", str(gt_dir)] if gt_dir is not None else detector_args
-        _run_cli(argv)
+        from .pipeline.runner import PipelineConfig, run_cameras
+
+        run_cameras(test_cams, mtmc_dir, export_dir / filename(INT8_CPU_ONNX), overwrite=True, device="cpu",
+                    camera_names=names, detections_dir=gt_dir, save_video=True, max_frames=cfg.max_frames,
+                    config=PipelineConfig().with_overrides(max_distance=cfg.max_distance), warn=_warn)
 
     _stage(log, timings, "run (two-camera pipeline, INT8 model)", do_run)
     numbers["pipeline"] = _read_json(mtmc_dir / "summary.json")
 
     if gt_dir is not None:
         def do_eval() -> None:
-            _run_cli(["eval-mtmc", "--pred", str(mtmc_dir), "--gt", str(gt_dir), "--json", str(out / "mtmc_eval.json")])
+            from .io import atomic_write_json
+            from .pipeline.mtmc_eval import evaluate_mtmc
+
+            atomic_write_json(out / "mtmc_eval.json", evaluate_mtmc(mtmc_dir, gt_dir))
 
         _stage(log, timings, "evaluate (MOTA / IDF1 against ground truth)", do_eval)
         numbers["mtmc"] = _read_json(out / "mtmc_eval.json")

@@ -5,6 +5,15 @@ from __future__ import annotations
 import numpy as np
 
 
+def cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Cosine similarity of matching rows over the last axis (any leading shape)."""
+    a = np.asarray(a, np.float64)
+    b = np.asarray(b, np.float64)
+    num = (a * b).sum(-1)
+    den = np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1)
+    return num / np.maximum(den, 1e-12)
+
+
 def euclidean(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Pairwise Euclidean distance ``[len(a), len(b)]`` (float64 for stable ranking)."""
     a = a.astype(np.float64, copy=False)

@@ -23,13 +23,13 @@ import numpy as np
 from .backends.base import Backend
 from .errors import DataError
 from .metrics import evaluate_rank, re_ranking
+from .names import EVAL_DATA_FORMATS
 
-DISTANCES = ("combined", "global")
-EVAL_FORMATS = ("auto", "market1501", "dukemtmc", "msmt17", "cuhk03", "folder")
+EVAL_FORMATS = ("auto", *EVAL_DATA_FORMATS)
 
 
 class Crop(Protocol):
-    """What evaluation needs of a dataset record (``reid_edge.train.data.datasets.Sample``)."""
+    """What evaluation needs of a dataset record (:class:`reid_edge.datasets.Sample`)."""
 
     path: str
     pid: int
@@ -48,7 +48,7 @@ def read_test_split(root: str | Path, fmt: str = "auto",
     Raises:
         DataError: the folder holds no query/gallery split of a known layout, or unreadable images.
     """
-    from reid_edge.train.data.datasets import (
+    from reid_edge.datasets import (
         check_readable,
         has_market_test_split,
         read_cuhk03,
@@ -68,7 +68,7 @@ def read_test_split(root: str | Path, fmt: str = "auto",
         elif (r / "detected").is_dir() or (r / "labeled").is_dir():
             fmt = "cuhk03"
         elif has_market_test_split(r):
-            from reid_edge.train.data.datasets import detect_format
+            from reid_edge.datasets import detect_format
 
             fmt = detect_format(r)
         else:
@@ -188,12 +188,6 @@ def evaluate_features(
     return EvalResult(m.mAP, m.cmc, len(query), len(gallery), m.num_valid, distance, rerank, m.mINP)
 
 
-def lambda_c_of(backend: Backend) -> float:
-    """The same-camera penalty of the combined distance: the card's setting, else the paper's 0.05."""
-    extra = getattr(backend.card, "extra", None) or {}
-    return float(extra["lambda_c"]) if "lambda_c" in extra else 0.05
-
-
 def evaluate(
     backend: Backend, query: Sequence[Crop], gallery: Sequence[Crop], *,
     batch_size: int = 64, distance: str = "combined", lambda_g: float | None = None, lambda_c: float | None = None,
@@ -213,4 +207,37 @@ def evaluate(
     gf = qf if same else extract_features(backend, gallery, batch_size, progress)
     return evaluate_features(qf, gf, query, gallery, distance=distance,
                              lambda_g=backend.card.lambda_g if lambda_g is None else lambda_g,
-                             lambda_c=lambda_c_of(backend) if lambda_c is None else lambda_c, rerank=rerank)
+                             lambda_c=backend.card.lambda_c if lambda_c is None else lambda_c, rerank=rerank)
+
+
+@dataclass(frozen=True)
+class DatasetEval:
+    """:func:`evaluate_artifact`'s answer: the metrics, the model's card and what they were measured on."""
+
+    result: EvalResult
+    protocol: str
+    model: Path
+    card: Any
+
+
+def evaluate_artifact(model: str | Path | None, data: str | Path, fmt: str = "auto", *, distance: str = "combined",
+                      device: str = "auto", batch_size: int = 64, rerank: bool = False,
+                      cuhk03_variant: str = "detected", progress: Any = None) -> DatasetEval:
+    """Evaluate a checkpoint, ONNX model, engine or packaged model (None: the default) on a test split.
+
+    The combined distance uses the card's ``lambda_g`` and ``lambda_c`` (the run's settings; 0 for
+    imported models, whose combined distance is the global one).
+
+    Raises:
+        DataError: no query/gallery split (:func:`read_test_split`), or unreadable images.
+        CheckpointError, BackendError: the model cannot be opened.
+    """
+    from .models import load_model, resolve
+
+    protocol, query, gallery = read_test_split(data, fmt, cuhk03_variant)
+    path = resolve(model)
+    with load_model(path, device=device) as backend:
+        result = evaluate(backend, query, gallery, batch_size=batch_size, distance=distance, rerank=rerank,
+                          progress=progress)
+        card = backend.card
+    return DatasetEval(result, protocol, path, card)

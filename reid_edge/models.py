@@ -81,6 +81,8 @@ def resolve(model: str | Path | None = None) -> Path:
     text = str(model)
     if text == DEFAULT_ALIAS or text in PACKAGED:
         return packaged_path(text)
+    if path.suffix or len(path.parts) > 1:  # looks like a path, not a name
+        raise CheckpointError(f"model file {path} does not exist")
     raise CheckpointError(f"model {text!r} is neither a file nor a packaged model name "
                           f"({', '.join(model_names())})")
 

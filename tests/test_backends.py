@@ -46,7 +46,7 @@ def test_ort_backend_reads_card_and_uses_all_cores(t: Tiny) -> None:
 
 def test_all_formats_agree_through_load_backend(t: Tiny) -> None:
     from reid_edge.backends import detect_format, load_backend
-    from reid_edge.deploy.parity import cosine_rows
+    from reid_edge.distance import cosine_rows
 
     assert detect_format(t.checkpoint) == "checkpoint" and detect_format(t.onnx) == "onnx"
     torch_b = load_backend(t.checkpoint, device="cpu")
@@ -114,6 +114,36 @@ def test_torch_device_resolution() -> None:
     if not torch.cuda.is_available():
         with pytest.raises(BackendError, match="no CUDA"):
             resolve_torch_device("cuda")
+    else:
+        assert resolve_torch_device("cuda", local_rank=1) == "cuda:1"
+    assert resolve_torch_device("cpu", local_rank=1) == "cpu"
+
+
+def test_backends_are_context_managers_that_close_their_session(t: Tiny) -> None:
+    from reid_edge.backends import load_backend
+
+    with load_backend(t.onnx, device="cpu") as backend:
+        assert backend.embed_array(t.images(2)).global_.shape == (2, EMBED)
+    assert backend.session is None  # type: ignore[attr-defined]
+    with load_backend(t.checkpoint, device="cpu") as torch_backend:
+        assert torch_backend.model is not None  # type: ignore[attr-defined]
+    assert torch_backend.model is None  # type: ignore[attr-defined]
+
+
+def test_torch_backend_from_model_matches_the_checkpoint_and_keeps_train_mode(t: Tiny) -> None:
+    from reid_edge.backends.torch_backend import TorchBackend
+
+    images = t.images(3)
+    with TorchBackend(t.checkpoint, device="cpu") as from_file:
+        want = from_file.infer({INPUT_NAME: images})
+    t.model.train()
+    try:
+        got = TorchBackend.from_model(t.model, t.card, "cpu").infer({INPUT_NAME: images})
+        assert t.model.training  # restored after the call
+    finally:
+        t.model.eval()
+    np.testing.assert_allclose(got[OUTPUT_GLOBAL], want[OUTPUT_GLOBAL], atol=1e-5)
+    np.testing.assert_allclose(got[OUTPUT_STRIPES], want[OUTPUT_STRIPES], atol=1e-5)
 
 
 def test_tensorrt_ep_options_follow_the_card(t: Tiny) -> None:

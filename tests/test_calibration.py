@@ -81,7 +81,7 @@ def test_reader_uses_the_shared_preprocessing_and_batches(t: Tiny) -> None:
 def test_two_encodings_from_one_calibration(t: Tiny) -> None:
     from reid_edge.backends.ort_backend import OnnxRuntimeBackend
     from reid_edge.calibration.quantize import check_trt_qdq
-    from reid_edge.deploy.parity import backend_agreement
+    from reid_edge.calibration.report import backend_agreement
 
     paths = t.int8()
     trt_model = onnx.load(str(paths["int8-qdq-trt"]))

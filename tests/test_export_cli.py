@@ -78,7 +78,7 @@ def test_export_int8_end_to_end(t: Tiny, tmp_path, capsys) -> None:
     for enc in report["encodings"].values():
         assert enc["cosine"]["global"]["mean"] > 0.99
     assert (out / "calibration.cache").read_text().startswith("TRT-")
-    from reid_edge.deploy.export_onnx import read_card
+    from reid_edge.card import read_card
 
     card = read_card(out / "model.int8.cpu.onnx")
     assert card.calibration_sha256 == report["calibration"]["sha256"] and card.calibration_method == "minmax"
@@ -97,7 +97,7 @@ def test_accuracy_floor_fails_with_exit_2_and_keeps_the_report(t: Tiny, tmp_path
 
 
 def test_default_checkpoint_is_the_newest_in_runs_train(t: Tiny, tmp_path, monkeypatch) -> None:
-    from reid_edge.commands.export import newest_checkpoint
+    from reid_edge.deploy.exporter import newest_checkpoint
 
     monkeypatch.chdir(tmp_path)
     run = tmp_path / "runs" / "train"
@@ -182,6 +182,6 @@ def test_export_fp16_onnx(t: Tiny, tmp_path, capsys) -> None:
     printed = capsys.readouterr().out
     assert rc == 0, printed
     assert "fp16 graph: min cosine vs FP32" in printed
-    from reid_edge.deploy.export_onnx import read_card
+    from reid_edge.card import read_card
 
     assert read_card(out / "model.fp16.onnx").encoding == "fp16" and read_card(out / "model.onnx").encoding == "fp32"

@@ -27,7 +27,7 @@ def test_onnx_is_checked_self_contained_and_describes_itself(t: Tiny) -> None:
     assert max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx")) == 17
     props = {p.key: p.value for p in model.metadata_props}
     assert CARD_KEY in props
-    from reid_edge.deploy.export_onnx import read_card
+    from reid_edge.card import read_card
 
     card = read_card(t.onnx)
     assert (card.input_height, card.input_width, card.encoding, card.opset) == (HEIGHT, WIDTH, "fp32", 17)
@@ -70,7 +70,7 @@ def test_parity_gate_fails_against_another_model(t: Tiny) -> None:
 
 
 def test_cosine_rows_hand_checked() -> None:
-    from reid_edge.deploy.parity import cosine_rows
+    from reid_edge.distance import cosine_rows
 
     a = np.array([[1.0, 0.0], [1.0, 1.0]])
     b = np.array([[0.0, 2.0], [2.0, 2.0]])
@@ -79,8 +79,9 @@ def test_cosine_rows_hand_checked() -> None:
 
 def test_fp16_graph_runs_and_matches_fp32(t: Tiny, tmp_path) -> None:
     from reid_edge.backends.ort_backend import OnnxRuntimeBackend
-    from reid_edge.deploy.export_onnx import convert_onnx_fp16, read_card, save_onnx
-    from reid_edge.deploy.parity import cosine_rows
+    from reid_edge.card import read_card
+    from reid_edge.deploy.export_onnx import convert_onnx_fp16, save_onnx
+    from reid_edge.distance import cosine_rows
 
     fp16 = convert_onnx_fp16(onnx.load(str(t.onnx)))
     path = tmp_path / "model.fp16.onnx"
@@ -107,7 +108,7 @@ def test_fp16_graph_runs_and_matches_fp32(t: Tiny, tmp_path) -> None:
 def test_read_card_rejects_onnx_without_card(tmp_path) -> None:
     from onnx import TensorProto, helper
 
-    from reid_edge.deploy.export_onnx import read_card
+    from reid_edge.card import read_card
 
     graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "g",
                               [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],

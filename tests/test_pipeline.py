@@ -135,13 +135,15 @@ def test_cli_run_and_eval(scene: Path, tmp_path: Path, capsys: pytest.CaptureFix
     model = _colour_onnx(tmp_path / "colour.onnx")
     out = tmp_path / "out"
     rc = main(["run", "--cameras", str(scene / "cam1.mp4"), str(scene / "cam2.mp4"), "--detections", str(scene),
-               "--model", str(model), "--out", str(out), "--max-frames", "60", "--no-progress"])
+               "--model", str(model), "--out", str(out), "--max-frames", "60", "--no-progress",
+               "--max-distance", "0.9", "--reid-every", "7"])
     captured = capsys.readouterr()
     assert rc == 0, captured.err
     assert "identities" in captured.out and "decode" in captured.out
     assert (out / "cam1.txt").is_file() and (out / "cam2.txt").is_file()
     summary = json.loads((out / "summary.json").read_text())
     assert summary["cameras"]["cam2"]["frames"] == 60
+    assert summary["config"]["association"]["max_distance"] == 0.9 and summary["config"]["reid"]["every_k"] == 7
     rc = main(["eval-mtmc", "--pred", str(out), "--gt", str(scene), "--json", str(tmp_path / "m.json")])
     captured = capsys.readouterr()
     assert rc == 0, captured.err
@@ -311,3 +313,20 @@ def test_dropped_stream_is_reopened(scene: Path) -> None:
     assert all(f is not None for f in frames)
     assert src.reconnects == 1 and frames[-1].index == 100  # type: ignore[union-attr]
     src.close()
+
+
+def test_pipeline_config_overrides_only_what_is_given() -> None:
+    from reid_edge.errors import ConfigError
+    from reid_edge.names import DEFAULT_MAX_DISTANCE
+    from reid_edge.pipeline.runner import PipelineConfig
+
+    base = PipelineConfig()
+    from reid_edge.pipeline.associate import resolve_gate
+
+    assert base.with_overrides() == base and base.association.max_distance is None  # the card's gate, else:
+    assert resolve_gate(base.association.max_distance, None) == (DEFAULT_MAX_DISTANCE, "default")
+    cfg = base.with_overrides(reid_every=3, embed_budget=5, max_distance=1.2)
+    assert (cfg.reid.every_k, cfg.reid.max_per_step, cfg.association.max_distance) == (3, 5, 1.2)
+    assert cfg.tracker == base.tracker and cfg.reid.batch_size == base.reid.batch_size
+    with pytest.raises(ConfigError):
+        base.with_overrides(max_distance=0.0)

@@ -14,7 +14,7 @@ CARD = ModelCard(backbone="resnet50", encoding="int8-qdq-trt", precision="int8")
 
 
 def _header(**changes):
-    from reid_edge.backends.trt_backend import EngineHeader
+    from reid_edge.artifacts import EngineHeader
 
     base = dict(card=CARD, tensorrt_version="10.3.0", compute_capability="8.7",
                 profile={"min": 1, "opt": 8, "max": 32}, precision="int8", source_onnx="model.int8.trt.onnx")
@@ -29,9 +29,9 @@ def _real_tensorrt() -> bool:
 
 
 def test_engine_file_layout_round_trip(tmp_path) -> None:
+    from reid_edge.artifacts import ENGINE_MAGIC, pack_engine, read_engine_header
     from reid_edge.backends import ENGINE_MAGIC as REGISTRY_MAGIC
     from reid_edge.backends import detect_format
-    from reid_edge.backends.trt_backend import ENGINE_MAGIC, pack_engine, read_engine_header
 
     assert ENGINE_MAGIC == REGISTRY_MAGIC
     blob = pack_engine(_header(), b"\x00ENGINE-BYTES")
@@ -47,7 +47,7 @@ def test_engine_file_layout_round_trip(tmp_path) -> None:
 
 
 def test_bad_engine_files(tmp_path) -> None:
-    from reid_edge.backends.trt_backend import ENGINE_MAGIC, pack_engine, read_engine_header
+    from reid_edge.artifacts import ENGINE_MAGIC, pack_engine, read_engine_header
 
     (tmp_path / "a").write_bytes(b"something else")
     with pytest.raises(CheckpointError, match="not a reid-edge engine"):
@@ -97,8 +97,8 @@ def test_timing_cache_location(monkeypatch, tmp_path) -> None:
 
 @pytest.mark.skipif(_real_tensorrt(), reason="TensorRT is installed here")
 def test_engine_without_tensorrt_is_a_clear_error(tmp_path) -> None:
+    from reid_edge.artifacts import pack_engine
     from reid_edge.backends import load_backend
-    from reid_edge.backends.trt_backend import pack_engine
 
     path = tmp_path / "model.engine"
     path.write_bytes(pack_engine(_header(), b"x"))
@@ -116,8 +116,9 @@ def test_build_and_run_engines_on_gpu(tmp_path_factory: pytest.TempPathFactory) 
 
     from reid_edge.backends import load_backend
     from reid_edge.backends.ort_backend import OnnxRuntimeBackend
-    from reid_edge.deploy.export_onnx import convert_onnx_fp16, read_card, save_onnx
-    from reid_edge.deploy.parity import backend_agreement
+    from reid_edge.calibration.report import backend_agreement
+    from reid_edge.card import read_card
+    from reid_edge.deploy.export_onnx import convert_onnx_fp16, save_onnx
     from reid_edge.deploy.tensorrt_build import build_engine
 
     from .test_export_support import tiny

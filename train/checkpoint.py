@@ -145,9 +145,19 @@ def load_model(path: str | Path, map_location: Any = "cpu") -> tuple[Any, ModelC
     Raises:
         CheckpointError: see :func:`load_checkpoint`, or weights that do not fit the model.
     """
+    ckpt = load_checkpoint(path, map_location)
+    try:
+        model, card = _rebuild(path, ckpt)
+    except CheckpointError:
+        raise
+    except Exception as exc:  # entries of unexpected types raise many kinds of errors: one message for all
+        raise CheckpointError(f"{path} is not a reid-edge checkpoint ({type(exc).__name__}: {exc})") from None
+    return model, card, ckpt
+
+
+def _rebuild(path: str | Path, ckpt: dict[str, Any]) -> tuple[Any, ModelCard]:
     from .models import build_model
 
-    ckpt = load_checkpoint(path, map_location)
     cfg = dict(ckpt["model_config"])
     try:
         model = build_model(**cfg, pretrained=None)
@@ -158,5 +168,4 @@ def load_model(path: str | Path, map_location: Any = "cpu") -> tuple[Any, ModelC
     except RuntimeError as exc:
         raise CheckpointError(f"{path}: weights do not match the model ({str(exc).splitlines()[0]})") from None
     model.eval()
-    card = ModelCard.from_dict(ckpt["card"])
-    return model, card, ckpt
+    return model, ModelCard.from_dict(ckpt["card"])

@@ -5,7 +5,7 @@ SGD with lr 1e-3, momentum 0.9, weight decay 5e-4, **8 images per batch** (``IMS
 a larger batch trains faster on a GPU but is not the paper's setting), 50 epochs, 256x128
 input, 8 stripes, a 2048-d embedding, last stride 1, and a constant learning rate (their
 ``STEPS: [200]`` never triggers within 50 epochs). The method's own hyper-parameters live in
-:class:`reid_edge.train.method.MethodConfig` under the ``method:`` key.
+:class:`MethodConfig` under the ``method:`` key.
 
 Example YAML::
 
@@ -19,18 +19,80 @@ Example YAML::
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Literal
 
+from reid_edge.artifacts import DEFAULT_RUN_DIR
 from reid_edge.errors import ConfigError
+from reid_edge.names import BACKBONES, DATA_FORMATS, DEFAULT_LAMBDA_C, DEVICES, DISTANCES
 
-from .method import MethodConfig
+# from the names module, so the CLI's choices and these checks cannot drift apart
+DataFormat = Literal[("auto", *DATA_FORMATS)]  # type: ignore[valid-type]
+Backbone = Literal[BACKBONES]  # type: ignore[valid-type]
+Device = Literal[DEVICES]  # type: ignore[valid-type]
+Distance = Literal[DISTANCES]  # type: ignore[valid-type]
 
-DEFAULT_RUN_DIR = Path("runs/train")
-"""Where ``reid-edge train`` writes when ``--out`` is not given (``last.pt``, ``best.pt``, logs)."""
 
-DataFormat = Literal["auto", "market1501", "dukemtmc", "msmt17", "cuhk03", "folder", "unlabeled"]
-Backbone = Literal["resnet50", "resnet34", "resnet18", "mobilenetv2"]
+SELECTION_DTYPE_NAMES = ("float64", "float32")
+
+
+@dataclass(frozen=True)
+class MethodConfig:
+    """Hyper-parameters of the method (defaults: the published ones).
+
+    Attributes:
+        lambda_t: weight of the anchor's own column in the loss.
+        lambda_p: weight of the stripe (local) loss; the global loss gets ``1 - lambda_p``.
+        lambda_c: same-camera penalty added to the selection distance.
+        lambda_g: weight of the global distance; the mean stripe distance gets ``1 - lambda_g``.
+        alpha: total weight of the ``K`` selected positives is ``alpha * (1 - lambda_t)``.
+        k: number of selected positives ``K`` (besides the anchor).
+        m: number of negatives ``M`` (capped at ``N - K - 1``).
+        temperature: logits are ``x . M / temperature`` (the authors multiply by 10).
+        warmup_epochs: epochs with anchor-only positives and random negatives.
+        bank_momentum: ``bank = normalize(m * bank + (1 - m) * feat)`` for global/local banks.
+        selection_dtype: ``float64`` (exact ranking, the default) or ``float32`` (faster; see
+            ``reid_edge.train.method.SELECTION_DTYPES``) for the global/local banks and the selection distances.
+    """
+
+    lambda_t: float = 0.5
+    lambda_p: float = 0.5
+    lambda_c: float = DEFAULT_LAMBDA_C
+    lambda_g: float = 0.5
+    alpha: float = 1.75
+    k: int = 7
+    m: int = 500
+    temperature: float = 0.1
+    warmup_epochs: int = 3
+    bank_momentum: float = 0.5
+    selection_dtype: str = "float64"
+
+    def __post_init__(self) -> None:
+        for name in ("lambda_t", "lambda_p", "lambda_g"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ConfigError(f"{name} must be in [0, 1], got {value}")
+        if self.lambda_c < 0:
+            raise ConfigError(f"lambda_c must be >= 0, got {self.lambda_c}")
+        if self.alpha < 0:
+            raise ConfigError(f"alpha must be >= 0, got {self.alpha}")
+        if self.k < 0:
+            raise ConfigError(f"k (positives) must be >= 0, got {self.k}")
+        if self.m < 1:
+            raise ConfigError(f"m (negatives) must be >= 1, got {self.m}")
+        if not self.temperature > 0:
+            raise ConfigError(f"temperature must be > 0, got {self.temperature}")
+        if self.warmup_epochs < 0:
+            raise ConfigError(f"warmup_epochs must be >= 0, got {self.warmup_epochs}")
+        if self.selection_dtype not in SELECTION_DTYPE_NAMES:
+            raise ConfigError(
+                f"selection_dtype must be one of {', '.join(SELECTION_DTYPE_NAMES)}, got {self.selection_dtype!r}"
+            )
+        if not 0.0 <= self.bank_momentum < 1.0:
+            raise ConfigError(f"bank_momentum must be in [0, 1), got {self.bank_momentum}")
+
+    def in_warmup(self, epoch: int) -> bool:
+        """Whether 0-based ``epoch`` is a warm-up epoch (the authors' 1-based ``epoch <= 3``)."""
+        return epoch < self.warmup_epochs
 
 
 @dataclass(frozen=True)
@@ -72,12 +134,12 @@ class TrainConfig:
     embed_dim: int = 2048
     last_stride: int = 1
     method: MethodConfig = field(default_factory=MethodConfig)
-    device: Literal["auto", "cpu", "cuda"] = "auto"
+    device: Device = "auto"
     amp: bool = True
     channels_last: bool = True
     compile: bool = False
     eval_every: int = 5
-    eval_distance: Literal["combined", "global"] = "combined"
+    eval_distance: Distance = "combined"
     eval_batch_size: int = 64
     workers: int = 2
     seed: int = 0
@@ -97,6 +159,10 @@ class TrainConfig:
             (self.eval_batch_size >= 1, "eval_batch_size must be >= 1"),
             (self.workers >= 0, "workers must be >= 0"),
             (self.calib_holdout is None or self.calib_holdout >= 0, "calib_holdout must be >= 0"),
+            # the Literal types are checked by from_dict (YAML, flags); these catch a typed caller's typo
+            (self.backbone in BACKBONES, f"backbone {self.backbone!r} is not one of {', '.join(BACKBONES)}"),
+            (self.format in ("auto", *DATA_FORMATS), f"format {self.format!r} is not a known dataset format"),
+            (self.device in DEVICES, f"device {self.device!r} is not one of {', '.join(DEVICES)}"),
         ]
         for ok, message in checks:
             if not ok:

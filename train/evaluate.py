@@ -1,28 +1,32 @@
 """Training-time evaluation: an in-memory torch model behind the Backend protocol.
 
 The metrics (:mod:`reid_edge.metrics`) and the Backend-based evaluation
-(:mod:`reid_edge.evaluation`) live in the torch-free runtime; here an in-memory model is wrapped
-in :class:`TorchModelBackend` so that training-time evaluation runs the very same preprocessing,
-inference and ranking path as the deployed artifacts.
+(:mod:`reid_edge.evaluation`) live in the torch-free runtime; here an in-memory model goes through
+:meth:`reid_edge.backends.torch_backend.TorchBackend.from_model`, so that training-time evaluation
+runs the very same preprocessing, inference and ranking path as the deployed artifacts.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from reid_edge import evaluation as runtime_eval
 from reid_edge.backends.base import Backend
-from reid_edge.card import OUTPUT_GLOBAL, OUTPUT_STRIPES, ModelCard
-from reid_edge.evaluation import DISTANCES, EvalResult, distance_matrix, evaluate_features
+from reid_edge.card import ModelCard
+from reid_edge.evaluation import (
+    DatasetEval,
+    EvalResult,
+    distance_matrix,
+    evaluate_artifact,
+    evaluate_features,
+)
 from reid_edge.metrics import evaluate_rank, re_ranking
+from reid_edge.names import DEFAULT_LAMBDA_C, DISTANCES
 
 from .data.datasets import Sample
-
-if TYPE_CHECKING:
-    import torch
 
 
 def model_card_for(model: Any, height: int, width: int, lambda_g: float = 0.5,
@@ -34,41 +38,13 @@ def model_card_for(model: Any, height: int, width: int, lambda_g: float = 0.5,
                      num_stripes=cfg.num_stripes, stripe_dim=stripe_dim, lambda_g=lambda_g, extra=dict(extra or {}))
 
 
-class TorchModelBackend(Backend):
-    """Adapter: an in-memory torch model behind the Backend protocol (training-time evaluation).
-
-    Runs in eval mode without gradients, in float32; restores the model's train/eval mode after
-    each call.
-    """
-
-    name = "pytorch-in-memory"
-
-    def __init__(self, model: torch.nn.Module, card: ModelCard, device: str | torch.device = "cpu") -> None:
-        import torch
-
-        self.model = model
-        self.card = card
-        self.device = torch.device(device)
-        self.max_batch = None
-
-    def _infer(self, images: np.ndarray) -> dict[str, np.ndarray]:
-        import torch
-
-        was_training = self.model.training
-        self.model.eval()
-        try:
-            with torch.no_grad():
-                g, s = self.model(torch.from_numpy(images).to(self.device))
-        finally:
-            self.model.train(was_training)
-        return {OUTPUT_GLOBAL: g.float().cpu().numpy(), OUTPUT_STRIPES: s.float().cpu().numpy()}
-
-
 def as_backend(backend_or_model: Any, card: ModelCard | None = None, device: str = "cpu") -> Backend:
     """A :class:`Backend` as is; a torch model from ``build_model`` wrapped (``card`` default: 256x128)."""
     if isinstance(backend_or_model, Backend):
         return backend_or_model
-    return TorchModelBackend(backend_or_model, card or model_card_for(backend_or_model, 256, 128), device)
+    from reid_edge.backends.torch_backend import TorchBackend
+
+    return TorchBackend.from_model(backend_or_model, card or model_card_for(backend_or_model, 256, 128), device)
 
 
 def extract_features(backend_or_model: Any, samples: Sequence[Sample], batch_size: int = 64,
@@ -79,8 +55,8 @@ def extract_features(backend_or_model: Any, samples: Sequence[Sample], batch_siz
 
 def evaluate(
     backend_or_model: Any, query: Sequence[Sample], gallery: Sequence[Sample], *,
-    batch_size: int = 64, distance: str = "combined", lambda_g: float | None = None, lambda_c: float = 0.05,
-    rerank: bool = False, card: ModelCard | None = None, device: str = "cpu",
+    batch_size: int = 64, distance: str = "combined", lambda_g: float | None = None,
+    lambda_c: float = DEFAULT_LAMBDA_C, rerank: bool = False, card: ModelCard | None = None, device: str = "cpu",
 ) -> EvalResult:
     """:func:`reid_edge.evaluation.evaluate` of a Backend or an in-memory torch model (training-time).
 
@@ -92,5 +68,6 @@ def evaluate(
                                  distance=distance, lambda_g=lambda_g, lambda_c=lambda_c, rerank=rerank)
 
 
-__all__ = ["DISTANCES", "EvalResult", "TorchModelBackend", "as_backend", "distance_matrix", "evaluate",
-           "evaluate_features", "evaluate_rank", "extract_features", "model_card_for", "re_ranking"]
+__all__ = ["DISTANCES", "DatasetEval", "EvalResult", "as_backend", "distance_matrix", "evaluate",
+           "evaluate_artifact", "evaluate_features", "evaluate_rank", "extract_features", "model_card_for",
+           "re_ranking"]

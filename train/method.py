@@ -47,13 +47,12 @@ tracklet is never one of its negatives while other entries remain.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import Tensor, nn
 
 from reid_edge.errors import ConfigError, DataError
 
+from .config import SELECTION_DTYPE_NAMES, MethodConfig
 from .models.heads import L2_EPS, l2_normalize  # F.normalize's default eps, the authors' normalisation
 
 # Subtracted from the distance of same-group bank entries so they rank before everything else
@@ -67,67 +66,7 @@ _INT64_MAX = torch.iinfo(torch.int64).max
 # 640 anchors got another negative set than with float64 (near-ties at the K+M boundary).
 # ``selection_dtype: float32`` trades that exactness for speed: CPU selection 177 -> 133 ms per
 # step (1 thread), and GPUs with slow float64 (most non-datacenter ones) gain far more.
-SELECTION_DTYPES = {"float64": torch.float64, "float32": torch.float32}
-
-
-@dataclass(frozen=True)
-class MethodConfig:
-    """Hyper-parameters of the method (defaults: the published ones).
-
-    Attributes:
-        lambda_t: weight of the anchor's own column in the loss.
-        lambda_p: weight of the stripe (local) loss; the global loss gets ``1 - lambda_p``.
-        lambda_c: same-camera penalty added to the selection distance.
-        lambda_g: weight of the global distance; the mean stripe distance gets ``1 - lambda_g``.
-        alpha: total weight of the ``K`` selected positives is ``alpha * (1 - lambda_t)``.
-        k: number of selected positives ``K`` (besides the anchor).
-        m: number of negatives ``M`` (capped at ``N - K - 1``).
-        temperature: logits are ``x . M / temperature`` (the authors multiply by 10).
-        warmup_epochs: epochs with anchor-only positives and random negatives.
-        bank_momentum: ``bank = normalize(m * bank + (1 - m) * feat)`` for global/local banks.
-        selection_dtype: ``float64`` (exact ranking, the default) or ``float32`` (faster; see
-            ``SELECTION_DTYPES``) for the global/local banks and the selection distances.
-    """
-
-    lambda_t: float = 0.5
-    lambda_p: float = 0.5
-    lambda_c: float = 0.05
-    lambda_g: float = 0.5
-    alpha: float = 1.75
-    k: int = 7
-    m: int = 500
-    temperature: float = 0.1
-    warmup_epochs: int = 3
-    bank_momentum: float = 0.5
-    selection_dtype: str = "float64"
-
-    def __post_init__(self) -> None:
-        for name in ("lambda_t", "lambda_p", "lambda_g"):
-            value = getattr(self, name)
-            if not 0.0 <= value <= 1.0:
-                raise ConfigError(f"{name} must be in [0, 1], got {value}")
-        if self.lambda_c < 0:
-            raise ConfigError(f"lambda_c must be >= 0, got {self.lambda_c}")
-        if self.alpha < 0:
-            raise ConfigError(f"alpha must be >= 0, got {self.alpha}")
-        if self.k < 0:
-            raise ConfigError(f"k (positives) must be >= 0, got {self.k}")
-        if self.m < 1:
-            raise ConfigError(f"m (negatives) must be >= 1, got {self.m}")
-        if not self.temperature > 0:
-            raise ConfigError(f"temperature must be > 0, got {self.temperature}")
-        if self.warmup_epochs < 0:
-            raise ConfigError(f"warmup_epochs must be >= 0, got {self.warmup_epochs}")
-        if self.selection_dtype not in SELECTION_DTYPES:
-            raise ConfigError(
-                f"selection_dtype must be one of {', '.join(SELECTION_DTYPES)}, got {self.selection_dtype!r}"
-            )
-        if not 0.0 <= self.bank_momentum < 1.0:
-            raise ConfigError(f"bank_momentum must be in [0, 1), got {self.bank_momentum}")
-
-    def in_warmup(self, epoch: int) -> bool:
-        """Whether 0-based ``epoch`` is a warm-up epoch (the authors' 1-based ``epoch <= 3``)."""
-        return epoch < self.warmup_epochs
+SELECTION_DTYPES = dict(zip(SELECTION_DTYPE_NAMES, (torch.float64, torch.float32), strict=True))
 
 
 # ----------------------------------------------------------------------------- pure functions

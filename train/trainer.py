@@ -38,6 +38,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from reid_edge.artifacts import BEST_CHECKPOINT, LAST_CHECKPOINT
+from reid_edge.backends.torch_backend import TorchBackend, resolve_torch_device
 from reid_edge.errors import CheckpointError, ConfigError, DataError
 from reid_edge.io import atomic_open
 
@@ -52,7 +54,8 @@ from .data.datasets import (
     split_calibration,
 )
 from .data.loader import build_plain_loader, build_train_loader, set_loader_epoch, worker_seed_everything
-from .evaluate import EvalResult, TorchModelBackend, evaluate, model_card_for
+from .distributed import DistInfo, all_gather_cat, all_gather_objects, barrier, setup_distributed, teardown
+from .evaluate import EvalResult, evaluate, model_card_for
 
 CSV_COLUMNS = ("epoch", "warmup", "loss", "loss_global", "loss_local", "acc_global", "acc_local", "images_per_s",
                "lr", "seconds", "mAP", "rank1", "rank5", "rank10")
@@ -67,60 +70,6 @@ class TrainResult:
     best_checkpoint: Path | None
     history: list[dict[str, Any]] = field(default_factory=list)
     best_metric: float | None = None
-
-
-@dataclass
-class DistInfo:
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-    owns_group: bool = False
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-
-def setup_distributed(device_kind: str) -> DistInfo:
-    """Join the process group when launched by torchrun (``WORLD_SIZE > 1``) or when one exists."""
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
-        return DistInfo(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", 0)), False)
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return DistInfo()
-    backend = "nccl" if device_kind == "cuda" else "gloo"
-    dist.init_process_group(backend=backend)
-    return DistInfo(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", 0)), True)
-
-
-def all_gather_cat(t: torch.Tensor, world_size: int) -> torch.Tensor:
-    """Concatenate ``t`` from every rank along dim 0 (rank order); sizes may differ per rank."""
-    if world_size <= 1:
-        return t
-    import torch.distributed as dist
-
-    n = torch.tensor([t.shape[0]], device=t.device)
-    sizes = [torch.zeros_like(n) for _ in range(world_size)]
-    dist.all_gather(sizes, n)
-    counts = [int(s.item()) for s in sizes]
-    big = max(counts)
-    padded = t if t.shape[0] == big else torch.cat([t, t.new_zeros((big - t.shape[0], *t.shape[1:]))])
-    parts = [torch.empty_like(padded) for _ in range(world_size)]
-    dist.all_gather(parts, padded.contiguous())
-    return torch.cat([p[:c] for p, c in zip(parts, counts)])
-
-
-def resolve_device(name: str, local_rank: int = 0) -> torch.device:
-    """``auto`` -> CUDA when available; ``cuda`` without CUDA is a ConfigError."""
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda":
-        if not torch.cuda.is_available():
-            raise ConfigError("device 'cuda' asked for, but this PyTorch sees no CUDA device (use --device cpu)")
-        return torch.device("cuda", local_rank)
-    return torch.device("cpu")
 
 
 @dataclass
@@ -242,13 +191,13 @@ class Trainer:
 
         self.cfg = cfg
         self.run_dir = Path(cfg.out)
-        self.device = resolve_device(cfg.device, int(os.environ.get("LOCAL_RANK", 0)))
+        self.device = torch.device(resolve_torch_device(cfg.device, int(os.environ.get("LOCAL_RANK", 0))))
         self.dist = setup_distributed(self.device.type)
         if self.device.type == "cuda":
             torch.cuda.set_device(self.device)
         self.log_fn = log or _default_log
         self.show_progress = show_progress and self.dist.is_main
-        last = self.run_dir / "last.pt"
+        last = self.run_dir / LAST_CHECKPOINT
         if not resume and last.exists():
             raise CheckpointError(f"{self.run_dir} already holds a run ({last}); pass --resume to continue it, "
                                   "or choose another --out")
@@ -270,7 +219,7 @@ class Trainer:
             report = getattr(self.model, "pretrained_report", None)
             self.log(f"pretrained backbone: {report.summary() if hasattr(report, 'summary') else cfg.pretrained}")
         self.card = model_card_for(self.model, cfg.height, cfg.width, cfg.method.lambda_g,
-                                   extra={"lambda_c": cfg.method.lambda_c})
+                                   lambda_c=cfg.method.lambda_c)
 
         cameras = torch.tensor([s.camid for s in self.data.train], dtype=torch.long)
         groups = self._groups() if cfg.tracklet_positives else None
@@ -418,22 +367,14 @@ class Trainer:
 
     def evaluate(self) -> EvalResult:
         """mAP/CMC of the current model on the query/gallery split (main rank)."""
-        backend = TorchModelBackend(self.model, self.card, self.device)
+        backend = TorchBackend.from_model(self.model, self.card, self.device)
         return evaluate(backend, self.data.query, self.data.gallery, batch_size=self.cfg.eval_batch_size,
                         distance=self.cfg.eval_distance, lambda_g=self.cfg.method.lambda_g,
                         lambda_c=self.cfg.method.lambda_c)
 
     def _rng_state(self) -> dict[str, Any]:
         state = capture_rng_state(None)
-        gen = self.generator.get_state()
-        if self.dist.world_size > 1:
-            import torch.distributed as dist
-
-            gens: list[Any] = [None] * self.dist.world_size
-            dist.all_gather_object(gens, gen)
-            state["generators"] = gens
-        else:
-            state["generators"] = [gen]
+        state["generators"] = all_gather_objects(self.generator.get_state(), self.dist.world_size)
         return state
 
     def save(self, path: Path, epoch_done: int, metrics: dict[str, Any], rng: dict[str, Any]) -> None:
@@ -446,7 +387,7 @@ class Trainer:
         """Train from ``start_epoch`` to ``cfg.epochs``; checkpoint every epoch."""
         cfg = self.cfg
         writer = self._tensorboard()
-        last, best = self.run_dir / "last.pt", self.run_dir / "best.pt"
+        last, best = self.run_dir / LAST_CHECKPOINT, self.run_dir / BEST_CHECKPOINT
         if self.start_epoch >= cfg.epochs:
             self.log(f"nothing to do: {self.start_epoch} of {cfg.epochs} epochs already done")
         for epoch in range(self.start_epoch, cfg.epochs):
@@ -475,10 +416,7 @@ class Trainer:
                         if v is not None and not (isinstance(v, float) and math.isnan(v)):
                             writer.add_scalar(f"train/{k}" if k not in ("mAP", "rank1") else f"eval/{k}", v, done)
             self.log(self._summary(row))
-            if self.dist.world_size > 1:
-                import torch.distributed as dist
-
-                dist.barrier()
+            barrier(self.dist.world_size)
         if self.dist.is_main and self.history:
             from .plots import plot_curves
 
@@ -505,10 +443,7 @@ class Trainer:
         return SummaryWriter(str(self.run_dir / "tensorboard"))
 
     def close(self) -> None:
-        if self.dist.owns_group:
-            import torch.distributed as dist
-
-            dist.destroy_process_group()
+        teardown(self.dist)
 
 
 def train(cfg: TrainConfig, *, resume: bool = False, log: Callable[[str], None] | None = None,

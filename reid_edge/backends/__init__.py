@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
+from ..artifacts import ENGINE_MAGIC
 from ..errors import BackendError, CheckpointError
 from .base import Backend, Embeddings
 
@@ -19,7 +20,7 @@ REGISTRY: dict[str, tuple[str, str, str]] = {
     "engine": ("reid_edge.backends.trt_backend", "TensorRTBackend", "pip install 'reid-edge[tensorrt]' on a GPU box"),
 }
 
-ENGINE_MAGIC = b"REIDEDGE-ENGINE\n"
+TENSORRT_INSTALL_HINT = "pip install 'reid-edge[tensorrt]' on a machine with an NVIDIA GPU and driver"
 
 
 def detect_format(path: str | Path) -> str:
@@ -65,4 +66,5 @@ def load_backend(path: str | Path, device: str = "auto", **options: object) -> B
     return backend_class(fmt)(path, device=device, **options)  # type: ignore[call-arg]
 
 
-__all__ = ["Backend", "Embeddings", "REGISTRY", "detect_format", "backend_class", "load_backend", "ENGINE_MAGIC"]
+__all__ = ["Backend", "Embeddings", "REGISTRY", "detect_format", "backend_class", "load_backend", "ENGINE_MAGIC",
+           "TENSORRT_INSTALL_HINT"]

@@ -34,7 +34,8 @@ class Backend(ABC):
     """An inference runtime for a re-identification artifact.
 
     Subclasses set :attr:`card` and :attr:`max_batch` (None: unbounded) and implement
-    :meth:`_infer`.
+    :meth:`_infer`. A backend is a context manager (Polygraphy's runners are too): ``with
+    load_backend(path) as backend: ...`` closes its session on the way out.
     """
 
     name: str = "backend"
@@ -107,4 +108,10 @@ class Backend(ABC):
         )
 
     def close(self) -> None:  # noqa: B027 - optional hook
-        """Release runtime resources."""
+        """Release runtime resources (sessions, device buffers); the backend is unusable afterwards."""
+
+    def __enter__(self) -> Backend:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

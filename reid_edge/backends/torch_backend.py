@@ -1,32 +1,46 @@
-"""PyTorch backend: run a training checkpoint directly (eval mode, no grad)."""
+"""PyTorch backend: a training checkpoint, or a model in memory, behind the Backend protocol."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..card import OUTPUT_GLOBAL, OUTPUT_STRIPES, ModelCard
-from ..errors import BackendError, CheckpointError
+from ..errors import BackendError
 from .base import Backend
 
-
-def resolve_torch_device(device: str) -> str:
-    """``auto`` -> ``cuda`` when available else ``cpu``; ``cuda`` without CUDA is an error."""
+if TYPE_CHECKING:
     import torch
 
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def resolve_torch_device(device: str, local_rank: int | None = None) -> str:
+    """``auto`` -> ``cuda`` when available else ``cpu``; ``cuda`` without CUDA is an error.
+
+    Args:
+        local_rank: the GPU of this process under torchrun (``cuda`` -> ``cuda:<local_rank>``).
+    Raises:
+        BackendError: an unknown device, or ``cuda`` where PyTorch sees no CUDA device.
+    """
+    import torch
+
+    if device not in DEVICES:
+        raise BackendError(f"unknown device '{device}' (use {', '.join(DEVICES)})")
     if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
+        device = "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cuda" and not torch.cuda.is_available():
-        raise BackendError("device 'cuda' asked for, but this PyTorch has no CUDA device")
-    if device not in ("cpu", "cuda"):
-        raise BackendError(f"unknown device '{device}' (use auto, cpu or cuda)")
-    return device
+        raise BackendError("device 'cuda' asked for, but this PyTorch has no CUDA device (use --device cpu)")
+    return f"cuda:{local_rank}" if device == "cuda" and local_rank is not None else device
 
 
 class TorchBackend(Backend):
-    """Run a reid-edge checkpoint (``.pt``) with PyTorch.
+    """Run a reid-edge checkpoint (``.pt``) with PyTorch; :meth:`from_model` wraps a model in memory.
+
+    Runs in eval mode without gradients, in float32, and restores the model's train/eval mode
+    after each call (training-time evaluation shares the model with the trainer).
 
     Args:
         path: checkpoint written by ``reid-edge train``.
@@ -36,31 +50,37 @@ class TorchBackend(Backend):
     name = "pytorch"
 
     def __init__(self, path: str | Path, device: str = "auto", **_: Any) -> None:
-        import torch
-
         from reid_edge.train.checkpoint import load_model
 
         self.path = Path(path)
-        if not self.path.is_file():
-            raise CheckpointError(f"checkpoint {self.path} does not exist")
-        try:
-            model, card, _ckpt = load_model(self.path, map_location="cpu")
-        except CheckpointError:
-            raise
-        except Exception as exc:
-            raise CheckpointError(f"{self.path} is not a reid-edge checkpoint ({type(exc).__name__}: {exc})") from None
-        self.device = resolve_torch_device(device)
-        self.model = model.to(self.device).eval()
+        model, card, _ckpt = load_model(self.path, map_location="cpu")
+        self.device: Any = resolve_torch_device(device)
+        self.model: Any = model.to(self.device).eval()
         self.card: ModelCard = card
         self.max_batch = None
-        self._torch = torch
+
+    @classmethod
+    def from_model(cls, model: torch.nn.Module, card: ModelCard, device: str | torch.device = "cpu") -> TorchBackend:
+        """An in-memory model (already on ``device``) behind the protocol; the model is not moved."""
+        import torch
+
+        self = cls.__new__(cls)
+        self.name = "pytorch-in-memory"
+        self.path = None  # type: ignore[assignment]
+        self.model, self.card, self.device, self.max_batch = model, card, torch.device(device), None
+        return self
 
     def _infer(self, images: np.ndarray) -> dict[str, np.ndarray]:
-        torch = self._torch
-        with torch.no_grad():
-            x = torch.from_numpy(images).to(self.device)
-            g, s = self.model(x)
+        import torch
+
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            with torch.no_grad():
+                g, s = self.model(torch.from_numpy(images).to(self.device))
+        finally:
+            self.model.train(was_training)
         return {OUTPUT_GLOBAL: g.float().cpu().numpy(), OUTPUT_STRIPES: s.float().cpu().numpy()}
 
     def close(self) -> None:
-        self.model = None  # type: ignore[assignment]
+        self.model = None

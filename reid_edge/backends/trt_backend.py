@@ -1,116 +1,23 @@
-"""TensorRT backend and the reid-edge engine file format.
+"""TensorRT backend: runs reid-edge engines (file layout in :mod:`reid_edge.artifacts`).
 
-Engine file layout (``model.engine``)::
-
-    b"REIDEDGE-ENGINE\\n"            magic (ENGINE_MAGIC, how the registry recognizes engines)
-    uint32 little-endian N          length of the JSON header
-    N bytes UTF-8 JSON              {"format_version", "card", "tensorrt_version",
-                                     "compute_capability", "profile": {"min","opt","max"},
-                                     "precision", "source_onnx", "source_onnx_sha256"}
-    the serialized TensorRT engine
-
-A sidecar ``model.engine.json`` repeats the header for people and tools. TensorRT engines only
-run on the TensorRT version and GPU architecture that built them; loading checks both and says
-how to rebuild. Device buffers use cuda-python; inference is ``execute_async_v3`` with
-``set_tensor_address``. ``import tensorrt`` happens only when an engine is opened.
+TensorRT engines only run on the TensorRT version and GPU architecture that built them; loading
+checks both and says how to rebuild. Device buffers use cuda-python; inference is
+``execute_async_v3`` with ``set_tensor_address``. ``import tensorrt`` happens only when an engine
+is opened.
 """
 
 from __future__ import annotations
 
-import json
-import struct
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..artifacts import EngineHeader, read_engine_header
 from ..card import INPUT_NAME, OUTPUT_GLOBAL, OUTPUT_STRIPES, ModelCard
 from ..errors import BackendError, CheckpointError
-from . import ENGINE_MAGIC
+from . import TENSORRT_INSTALL_HINT
 from .base import Backend
-
-ENGINE_FORMAT_VERSION = 1
-MAX_HEADER_BYTES = 1 << 20
-TENSORRT_INSTALL_HINT = "pip install 'reid-edge[tensorrt]' on a machine with an NVIDIA GPU and driver"
-
-
-@dataclass(frozen=True)
-class EngineHeader:
-    """What an engine file says about itself (stored before the engine bytes)."""
-
-    card: ModelCard
-    tensorrt_version: str
-    compute_capability: str
-    profile: dict[str, int]
-    precision: str
-    source_onnx: str = ""
-    source_onnx_sha256: str = ""
-    format_version: int = ENGINE_FORMAT_VERSION
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "format_version": self.format_version, "card": json.loads(self.card.to_json()),
-            "tensorrt_version": self.tensorrt_version, "compute_capability": self.compute_capability,
-            "profile": dict(self.profile), "precision": self.precision, "source_onnx": self.source_onnx,
-            "source_onnx_sha256": self.source_onnx_sha256, "extra": dict(self.extra),
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> EngineHeader:
-        try:
-            return cls(
-                card=ModelCard.from_dict(data["card"]), tensorrt_version=str(data["tensorrt_version"]),
-                compute_capability=str(data["compute_capability"]),
-                profile={k: int(v) for k, v in data["profile"].items()}, precision=str(data["precision"]),
-                source_onnx=str(data.get("source_onnx", "")),
-                source_onnx_sha256=str(data.get("source_onnx_sha256", "")),
-                format_version=int(data.get("format_version", ENGINE_FORMAT_VERSION)),
-                extra=dict(data.get("extra", {})),
-            )
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise CheckpointError(f"engine header is incomplete or malformed ({type(exc).__name__}: {exc})") from None
-
-
-def pack_engine(header: EngineHeader, engine: bytes) -> bytes:
-    """Magic + length + JSON header + engine bytes."""
-    blob = json.dumps(header.to_dict(), sort_keys=True).encode("utf-8")
-    return ENGINE_MAGIC + struct.pack("<I", len(blob)) + blob + bytes(engine)
-
-
-def read_engine_header(path: str | Path) -> tuple[EngineHeader, int]:
-    """Read an engine file's header; returns ``(header, offset of the engine bytes)``.
-
-    Raises:
-        CheckpointError: missing file, no magic, or a truncated/malformed header.
-    """
-    p = Path(path)
-    if not p.is_file():
-        raise CheckpointError(f"engine {p} does not exist")
-    with open(p, "rb") as handle:
-        magic = handle.read(len(ENGINE_MAGIC))
-        if magic != ENGINE_MAGIC:
-            raise CheckpointError(f"{p} is not a reid-edge engine (no {ENGINE_MAGIC!r} header); "
-                                  "build engines with `reid-edge export --format engine`")
-        size_bytes = handle.read(4)
-        if len(size_bytes) != 4:
-            raise CheckpointError(f"{p} is truncated (no header length)")
-        (size,) = struct.unpack("<I", size_bytes)
-        if size > MAX_HEADER_BYTES:
-            raise CheckpointError(f"{p} has an implausible header length {size}")
-        blob = handle.read(size)
-    if len(blob) != size:
-        raise CheckpointError(f"{p} is truncated (header shorter than {size} bytes)")
-    try:
-        data = json.loads(blob.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CheckpointError(f"{p}: engine header is not valid JSON ({exc})") from None
-    header = EngineHeader.from_dict(data)
-    if header.format_version > ENGINE_FORMAT_VERSION:
-        raise CheckpointError(f"{p} uses engine format {header.format_version}; this reid-edge reads "
-                              f"up to {ENGINE_FORMAT_VERSION}")
-    return header, len(ENGINE_MAGIC) + 4 + size
 
 
 def rebuild_hint(header: EngineHeader) -> str:

@@ -42,11 +42,8 @@ def register(app: typer.Typer) -> None:
         results = []
         for given in models or [Path("default")]:
             path = resolve(given)
-            backend = load_backend(path, device=device)
-            try:
+            with load_backend(path, device=device) as backend:
                 results.extend(bench_backend(backend, path.name, batches, iterations, warmup))
-            finally:
-                backend.close()
         console.print(render_results(results))
         if json_out is not None:
             atomic_write_json(json_out, {"results": [r.to_dict() for r in results],

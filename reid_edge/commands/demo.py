@@ -7,18 +7,22 @@ from pathlib import Path
 
 import typer
 
-from ..cli_support import MultiValueCommand
+from ..cli_support import MultiValueCommand, check_choice
+from ..demo import DemoConfig
+from ..names import BACKBONES
+
+_D = DemoConfig()  # help strings show the demo's defaults, never restate them
 
 
 def demo_command(
-    out: Path = typer.Option(Path("demo_out"), "--out", help="Folder for every stage's output and the report."),
+    out: Path = typer.Option(_D.out, "--out", help="Folder for every stage's output and the report."),
     real: bool = typer.Option(False, "--real", help="Use the real clips in ../shared/data/videos instead."),
     videos: list[str] = typer.Option([], "--videos", help="With --real: these clips instead of ../shared/data."),
-    backbone: str = typer.Option("mobilenetv2", "--backbone", help="mobilenetv2 (ImageNet init) | resnet18 | ..."),
-    pretrained: str = typer.Option("imagenet", "--pretrained", help="'imagenet', a weights file, or 'none'."),
-    epochs: int | None = typer.Option(None, "--epochs", help="Training epochs (default 12: a CPU schedule)."),
+    backbone: str = typer.Option(_D.backbone, "--backbone", help=" | ".join(BACKBONES) + "."),
+    pretrained: str = typer.Option(str(_D.pretrained), "--pretrained", help="'imagenet', a weights file, or 'none'."),
+    epochs: int | None = typer.Option(None, "--epochs", help=f"Training epochs (default {_D.epochs}: a CPU schedule)."),
     max_frames: int | None = typer.Option(None, "--max-frames", help="Use at most N frames per camera."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the synthetic site and of training."),
+    seed: int = typer.Option(_D.seed, "--seed", help="Seed of the synthetic site and of training."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Reuse a non-empty --out folder."),
 ) -> None:
     """Generate a two-camera site, harvest unlabeled crops, train, export INT8, track and report.
@@ -35,10 +39,11 @@ def demo_command(
 
       reid-edge demo --backbone resnet18 --pretrained none --epochs 12 --out demo_r18
     """
-    from ..demo import DemoConfig, run_demo
+    from ..demo import run_demo
     from ..errors import ConfigError
     from ..io import prepare_out_dir
 
+    check_choice(backbone, BACKBONES, "--backbone")
     if epochs is not None and epochs < 1:
         raise ConfigError("--epochs must be >= 1")
     if max_frames is not None and max_frames < 10:

@@ -6,6 +6,9 @@ from pathlib import Path
 
 import typer
 
+from ..cli_support import check_choice
+from ..names import DEVICES, DISTANCES, EVAL_DATA_FORMATS
+
 
 def register(app: typer.Typer) -> None:
     @app.command("eval")
@@ -14,14 +17,14 @@ def register(app: typer.Typer) -> None:
                                         "or packaged model name [default: the packaged default, intel-0288]."),
         data: Path = typer.Option(..., "--data", help="Dataset folder with a query/gallery split (query/ and "
                                   "bounding_box_test/ for Market-1501 and DukeMTMC-reID)."),
-        fmt: str = typer.Option("auto", "--format", help="auto|market1501|dukemtmc|msmt17|cuhk03|folder (folder: "
-                                "every Market-named crop queries all others; only when asked for)."),
+        fmt: str = typer.Option("auto", "--format", help="|".join(("auto", *EVAL_DATA_FORMATS)) + " (folder: every "
+                                "Market-named crop queries all others; only when asked for)."),
         json_out: Path = typer.Option(None, "--json", help="Write the metrics as JSON here."),
         rerank: bool = typer.Option(False, "--rerank", help="k-reciprocal re-ranking (k1=20, k2=6, lambda=0.3)."),
-        distance: str = typer.Option("combined", "--distance",
+        distance: str = typer.Option(DISTANCES[0], "--distance",
                                      help="combined (paper: global+stripes+camera term; for imported global-only "
                                           "models the same as global) | global (deployed)."),
-        device: str = typer.Option("auto", "--device", help="auto|cpu|cuda."),
+        device: str = typer.Option("auto", "--device", help="|".join(DEVICES) + "."),
         batch_size: int = typer.Option(64, "--batch-size", help="Images per inference batch."),
         plot: Path = typer.Option(None, "--plot", help="Write the CMC curve as a PNG here."),
         cuhk03_variant: str = typer.Option("detected", "--cuhk03-variant", help="detected|labeled (CUHK03-NP)."),
@@ -47,43 +50,40 @@ def register(app: typer.Typer) -> None:
         import sys
 
         from reid_edge.errors import ConfigError
-        from reid_edge.evaluation import DISTANCES, evaluate, read_test_split
+        from reid_edge.evaluation import evaluate_artifact
         from reid_edge.io import atomic_write_json
-        from reid_edge.models import load_model, resolve
 
-        if distance not in DISTANCES:
-            raise ConfigError(f"--distance {distance!r} is not one of {', '.join(DISTANCES)}")
-        if device not in ("auto", "cpu", "cuda"):
-            raise ConfigError(f"--device {device!r} is not one of auto, cpu, cuda")
+        check_choice(fmt, ("auto", *EVAL_DATA_FORMATS), "--format")
+        check_choice(distance, DISTANCES, "--distance")
+        check_choice(device, DEVICES, "--device")
         if batch_size < 1:
             raise ConfigError("--batch-size must be >= 1")
-        protocol, query, gallery = read_test_split(data, fmt, cuhk03_variant)
-        model_path = resolve(checkpoint)
-        backend = load_model(model_path, device=device)
         progress = None
         bar = None
         if sys.stderr.isatty():
             from rich.console import Console
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-            bar = Progress(TextColumn("embedding"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                           console=Console(stderr=True), transient=True)
-            task = bar.add_task("embed", total=len(query) + (0 if query is gallery else len(gallery)))
+            bar = Progress(TextColumn("embedding"), BarColumn(), TextColumn("{task.completed} crops"),
+                           TimeElapsedColumn(), console=Console(stderr=True), transient=True)
+            task = bar.add_task("embed", total=None)
             bar.start()
 
             def progress(n: int) -> None:
                 bar.advance(task, n)
         try:
-            result = evaluate(backend, query, gallery, batch_size=batch_size, distance=distance, rerank=rerank,
-                              progress=progress)
+            evaluated = evaluate_artifact(checkpoint, data, fmt, distance=distance, device=device,
+                                          batch_size=batch_size, rerank=rerank, cuhk03_variant=cuhk03_variant,
+                                          progress=progress)
         finally:
             if bar is not None:
                 bar.stop()
-            backend.close()
-        summary = {**result.to_dict(), "model": str(model_path), "backbone": backend.card.backbone,
-                   "protocol": protocol}
-        typer.echo(f"{model_path.name} ({backend.card.backbone}) on {data} ({protocol}): {summary['num_query']} "
-                   f"query, {summary['num_gallery']} gallery, distance {distance}{', re-ranked' if rerank else ''}")
+        result = evaluated.result
+        summary = {**result.to_dict(), "model": str(evaluated.model), "backbone": evaluated.card.backbone,
+                   "protocol": evaluated.protocol}
+        typer.echo(f"{evaluated.model.name} ({evaluated.card.backbone}) on {data} ({evaluated.protocol}): "
+                   f"{summary['num_query']} query, {summary['num_gallery']} gallery, distance {distance}"
+                   f"{', re-ranked' if rerank else ''}")
         typer.echo(f"{'mAP':>8} {'rank-1':>8} {'rank-5':>8} {'rank-10':>8} {'mINP':>8}")
         typer.echo(" ".join(f"{100 * summary[k]:7.1f}%" for k in ("mAP", "rank1", "rank5", "rank10", "mINP")))
         if json_out is not None:

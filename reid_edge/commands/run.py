@@ -9,7 +9,9 @@ from typing import Any
 
 import typer
 
+from ..artifacts import DEFAULT_MODEL_SEARCH
 from ..cli_support import MultiValueCommand
+from ..names import DEFAULT_MAX_DISTANCE
 
 
 def _print_summary(summary: dict[str, Any], out: Path) -> None:
@@ -55,169 +57,141 @@ def _print_summary(summary: dict[str, Any], out: Path) -> None:
                   f"wall {summary['wall_seconds']:.1f}s; outputs in {out}")
 
 
+def run_command(
+    cameras: list[str] = typer.Option(None, "--cameras", help="Video files, RTSP/HTTP URLs, webcam indices "
+                                      "or image folders (MOT img1/ layout), space-separated (default: the "
+                                      "layout's camera sources)."),
+    camera_names: list[str] = typer.Option(None, "--camera-names", help="Names for the cameras (default: "
+                                           "file stems, or the layout's names)."),
+    model: Path = typer.Option(None, "--model", help="Checkpoint, ONNX (FP32/INT8), engine, or a packaged model's "
+                               "name (default, intel-0288, intel-0277). Default: the first of "
+                               + ", ".join(DEFAULT_MODEL_SEARCH) + ", else the packaged default (intel-0288)."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    detector: str = typer.Option("motion", "--detector", help="motion, hog, hog+motion or yolo:PATH.onnx."),
+    detections: Path = typer.Option(None, "--detections", help="Folder of MOT det files <camera>.txt or "
+                                    "<camera>.det.txt (replaces the detector)."),
+    layout: Path = typer.Option(None, "--layout", help="Camera layout YAML (names, fps, transitions)."),
+    config: Path = typer.Option(None, "--config", help="Pipeline YAML: tracker/reid/association sections."),
+    out: Path = typer.Option(Path("runs/mtmc"), "--out", help="Output folder."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Write into a non-empty --out."),
+    max_frames: int = typer.Option(None, "--max-frames", min=1, help="Stop each camera after N frames."),
+    reid_every: int = typer.Option(None, "--reid-every", min=1, help="Re-embed a track every K frames."),
+    embed_budget: int = typer.Option(None, "--embed-budget", min=1, help="At most N crops embedded per step "
+                                     "(all cameras; new tracks first). Lower it for heavy models on CPU."),
+    max_distance: float = typer.Option(None, "--max-distance", help="Cross-camera match gate (combined distance, "
+                                       "0..2) [default: the model card's match_gate, else "
+                                       f"{DEFAULT_MAX_DISTANCE}]."),
+    save_video: bool = typer.Option(False, "--save-video", help="Write <camera>.annotated.mp4 to --out."),
+    show: bool = typer.Option(False, "--show", help="Live windows (needs a display and a GUI OpenCV)."),
+    skip_bad_cameras: bool = typer.Option(False, "--skip-bad-cameras", help="Go on without cameras that "
+                                          "cannot be opened."),
+    no_progress: bool = typer.Option(False, "--no-progress", help="No progress bars."),
+    gallery: Path = typer.Option(None, "--gallery", help="SQLite identity gallery: people keep their id across "
+                                 "runs and restarts (created when missing)."),
+    gallery_max_age: float = typer.Option(30.0, "--gallery-max-age", help="Days an unseen person stays in "
+                                          "--gallery."),
+    gallery_max_size: int = typer.Option(100_000, "--gallery-max-size", min=1, help="Most people kept in "
+                                         "--gallery (the least recently seen go first)."),
+    publish: str = typer.Option(None, "--publish", help="Camera fleet: redis://HOST:PORT/DB of the site's "
+                                "Redis; tracklets go to `reid-edge associate`, global ids come back."),
+    edge_id: str = typer.Option(None, "--edge-id", help="This box's name in the fleet (default: host name)."),
+    publish_buffer: Path = typer.Option(None, "--publish-buffer", help="On-disk outbox while Redis is away "
+                                        "(default: OUT/.fleet-outbox.sqlite; kept across restarts)."),
+    publish_buffer_mb: float = typer.Option(256.0, "--publish-buffer-mb", min=1.0, help="Outbox bound; "
+                                            "past it the oldest messages are dropped."),
+    decision_wait: float = typer.Option(120.0, "--decision-wait", min=0.0, help="Seconds to wait at the end "
+                                        "for the last global ids from the associator."),
+) -> None:
+    """Detect, track and re-identify people across cameras; write MOT/MTMC results.
+
+    Examples:
+
+      reid-edge run --cameras cam1.mp4 cam2.mp4 --out runs/mtmc
+
+      reid-edge run --cameras scene/cam1.mp4 scene/cam2.mp4 --detections scene --model runs/train/export/model.onnx
+
+      reid-edge run --cameras rtsp://10.0.0.5/live 0 --camera-names door hall --layout layout.yaml --save-video
+
+      reid-edge run --cameras door.mp4 hall.mp4 --publish redis://10.0.0.2:6379/0 --edge-id box1
+
+    Outputs in --out: <camera>.txt (MOT rows, global ids), mtmc.txt (AI City format),
+    events.jsonl (one line per tracklet), summary.json. Ctrl-C stops, flushes and prints the summary.
+    With --gallery the people seen are kept in an SQLite file and keep their ids in later runs.
+    """
+    from ..config import load_yaml
+    from ..errors import ConfigError, PipelineError
+    from ..pipeline.layout import load_layout
+    from ..pipeline.runner import PipelineConfig, find_default_model, run_cameras
+
+    if show and sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or
+                                                           os.environ.get("WAYLAND_DISPLAY")):
+        raise PipelineError("--show needs a display (DISPLAY is not set); use --save-video instead")
+    cfg = load_yaml(PipelineConfig, config).with_overrides(reid_every, embed_budget, max_distance)
+    lay = load_layout(layout) if layout is not None else None
+    if not cameras:
+        if lay is None or not lay.cameras or any(c.source is None for c in lay.cameras):
+            raise ConfigError("no cameras: pass --cameras, or a --layout whose cameras all have a 'source'")
+        cameras = [str(c.source) for c in lay.cameras]
+    if detections is not None and not detections.is_dir():
+        raise ConfigError(f"--detections {detections} is not a folder")
+    if gallery_max_age <= 0:
+        raise ConfigError("--gallery-max-age must be > 0 (days)")
+    from ..pipeline.gallery import GalleryConfig
+    if model is None:
+        model = find_default_model()
+        print(f"model: {model} (default; searched {', '.join(DEFAULT_MODEL_SEARCH)}, then the packaged "
+              "model)", file=sys.stderr)
+
+    if publish is not None and gallery is not None:
+        raise ConfigError("--gallery with --publish: a fleet's gallery lives with the associator "
+                          "(reid-edge associate --gallery PATH)")
+    fleet = None
+    if publish is not None:
+        import socket
+
+        from ..fleet.edge import open_edge
+
+        # before the model and the cameras: a wrong URL is a one-line error right away
+        fleet = open_edge(publish, edge_id or socket.gethostname(),
+                          publish_buffer or Path(out) / ".fleet-outbox.sqlite", publish_buffer_mb,
+                          log=lambda msg: print(f"fleet: {msg}", file=sys.stderr))
+    elif edge_id is not None or publish_buffer is not None:
+        raise ConfigError("--edge-id and --publish-buffer need --publish")
+
+    def warn(msg: str) -> None:
+        print(f"warning: {msg}", file=sys.stderr)
+
+    progress_cb = None
+    bar = None
+    if not no_progress and sys.stderr.isatty():
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                       transient=False)
+        tasks: dict[str, Any] = {}
+
+        def progress_cb(name: str, frames: int, total: int | None) -> None:
+            if name not in tasks:
+                tasks[name] = bar.add_task(name, total=total)
+            bar.update(tasks[name], completed=frames)
+
+        bar.start()
+    try:
+        summary = run_cameras(
+            list(cameras), out, model, overwrite=overwrite, device=device, detector=detector,
+            detections_dir=detections, camera_names=list(camera_names) if camera_names else None, layout=lay,
+            config=cfg, max_frames=max_frames, save_video=save_video, show=show, skip_bad_cameras=skip_bad_cameras,
+            warn=warn, progress=progress_cb, gallery=gallery,
+            gallery_config=GalleryConfig(gallery_max_age * 86400.0, gallery_max_size), fleet=fleet,
+            fleet_wait_s=decision_wait)
+    finally:
+        if bar is not None:
+            bar.stop()
+    _print_summary(summary, out)
+    if summary["interrupted"]:
+        print(f"interrupted: outputs flushed to {out}", file=sys.stderr)
+        raise typer.Exit(130)
+
+
 def register(app: typer.Typer) -> None:
-    @app.command("run", cls=MultiValueCommand)
-    def run(
-        cameras: list[str] = typer.Option(None, "--cameras", help="Video files, RTSP/HTTP URLs, webcam indices "
-                                          "or image folders (MOT img1/ layout), space-separated (default: the "
-                                          "layout's camera sources)."),
-        camera_names: list[str] = typer.Option(None, "--camera-names", help="Names for the cameras (default: "
-                                               "file stems, or the layout's names)."),
-        model: Path = typer.Option(None, "--model", help="Checkpoint, ONNX (FP32/INT8), engine, or a packaged "
-                                   "model's name (default, intel-0288, intel-0277). Default: your own "
-                                   "runs/train/export/model.engine, model.int8.cpu.onnx, model.onnx, then "
-                                   "runs/train/last.pt, else the packaged default (intel-0288)."),
-        device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
-        detector: str = typer.Option("motion", "--detector", help="motion, hog, hog+motion or yolo:PATH.onnx."),
-        detections: Path = typer.Option(None, "--detections", help="Folder of MOT det files <camera>.txt or "
-                                        "<camera>.det.txt (replaces the detector)."),
-        layout: Path = typer.Option(None, "--layout", help="Camera layout YAML (names, fps, transitions)."),
-        config: Path = typer.Option(None, "--config", help="Pipeline YAML: tracker/reid/association sections."),
-        out: Path = typer.Option(Path("runs/mtmc"), "--out", help="Output folder."),
-        overwrite: bool = typer.Option(False, "--overwrite", help="Write into a non-empty --out."),
-        max_frames: int = typer.Option(None, "--max-frames", min=1, help="Stop each camera after N frames."),
-        reid_every: int = typer.Option(None, "--reid-every", min=1, help="Re-embed a track every K frames."),
-        embed_budget: int = typer.Option(None, "--embed-budget", min=1, help="At most N crops embedded per step "
-                                         "(all cameras; new tracks first). Lower it for heavy models on CPU."),
-        max_distance: float = typer.Option(None, "--max-distance", help="Cross-camera match gate (combined "
-                                           "distance, 0..2) [default: the model card's match_gate, else 1.0]."),
-        save_video: bool = typer.Option(False, "--save-video", help="Write <camera>.annotated.mp4 to --out."),
-        show: bool = typer.Option(False, "--show", help="Live windows (needs a display and a GUI OpenCV)."),
-        skip_bad_cameras: bool = typer.Option(False, "--skip-bad-cameras", help="Go on without cameras that "
-                                              "cannot be opened."),
-        no_progress: bool = typer.Option(False, "--no-progress", help="No progress bars."),
-        gallery: Path = typer.Option(None, "--gallery", help="SQLite identity gallery: people keep their id "
-                                     "across runs and restarts (created when missing)."),
-        gallery_max_age: float = typer.Option(30.0, "--gallery-max-age", help="Days an unseen person stays "
-                                              "in --gallery."),
-        gallery_max_size: int = typer.Option(100_000, "--gallery-max-size", min=1, help="Most people kept in "
-                                             "--gallery (the least recently seen go first)."),
-        publish: str = typer.Option(None, "--publish", help="Camera fleet: redis://HOST:PORT/DB of the site's "
-                                    "Redis; tracklets go to `reid-edge associate`, global ids come back."),
-        edge_id: str = typer.Option(None, "--edge-id", help="This box's name in the fleet (default: host name)."),
-        publish_buffer: Path = typer.Option(None, "--publish-buffer", help="On-disk outbox while Redis is away "
-                                            "(default: OUT/.fleet-outbox.sqlite; kept across restarts)."),
-        publish_buffer_mb: float = typer.Option(256.0, "--publish-buffer-mb", min=1.0, help="Outbox bound; "
-                                                "past it the oldest messages are dropped."),
-        decision_wait: float = typer.Option(120.0, "--decision-wait", min=0.0, help="Seconds to wait at the end "
-                                            "for the last global ids from the associator."),
-    ) -> None:
-        """Detect, track and re-identify people across cameras; write MOT/MTMC results.
-
-        Examples:
-
-          reid-edge run --cameras cam1.mp4 cam2.mp4 --out runs/mtmc
-
-          reid-edge run --cameras scene/cam1.mp4 scene/cam2.mp4 --detections scene --model runs/train/export/model.onnx
-
-          reid-edge run --cameras rtsp://10.0.0.5/live 0 --camera-names door hall --layout layout.yaml --save-video
-
-          reid-edge run --cameras door.mp4 hall.mp4 --publish redis://10.0.0.2:6379/0 --edge-id box1
-
-        Outputs in --out: <camera>.txt (MOT rows, global ids), mtmc.txt (AI City format),
-        events.jsonl (one line per tracklet), summary.json. Ctrl-C stops, flushes and prints the summary.
-        With --gallery the people seen are kept in an SQLite file and keep their ids in later runs.
-        """
-        from ..backends import load_backend
-        from ..config import load_yaml, to_dict
-        from ..errors import ConfigError, PipelineError
-        from ..io import prepare_out_dir
-        from ..models import resolve
-        from ..pipeline.layout import load_layout
-        from ..pipeline.runner import DEFAULT_MODEL_SEARCH, PipelineConfig, find_default_model, run_pipeline
-
-        if show and sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or
-                                                               os.environ.get("WAYLAND_DISPLAY")):
-            raise PipelineError("--show needs a display (DISPLAY is not set); use --save-video instead")
-        cfg = load_yaml(PipelineConfig, config)
-        overrides: dict[str, Any] = {}
-        if reid_every is not None:
-            overrides.setdefault("reid", {})["every_k"] = reid_every
-        if embed_budget is not None:
-            overrides.setdefault("reid", {})["max_per_step"] = embed_budget
-        if max_distance is not None:
-            overrides.setdefault("association", {})["max_distance"] = max_distance
-        if overrides:
-            data = to_dict(cfg)
-            for k, v in overrides.items():
-                data[k] = {**data[k], **v}
-            from ..config import from_dict
-
-            cfg = from_dict(PipelineConfig, data)
-        lay = load_layout(layout) if layout is not None else None
-        if not cameras:
-            if lay is None or not lay.cameras or any(c.source is None for c in lay.cameras):
-                raise ConfigError("no cameras: pass --cameras, or a --layout whose cameras all have a 'source'")
-            cameras = [str(c.source) for c in lay.cameras]
-        if detections is not None and not detections.is_dir():
-            raise ConfigError(f"--detections {detections} is not a folder")
-        if model is None:
-            model = find_default_model()
-            print(f"model: {model} (default; searched {', '.join(DEFAULT_MODEL_SEARCH)}, then the packaged "
-                  "model)", file=sys.stderr)
-        if gallery_max_age <= 0:
-            raise ConfigError("--gallery-max-age must be > 0 (days)")
-        if publish is not None and gallery is not None:
-            raise ConfigError("--gallery with --publish: a fleet's gallery lives with the associator "
-                              "(reid-edge associate --gallery PATH)")
-        fleet = None
-        if publish is not None:
-            import socket
-
-            from ..fleet.edge import open_edge
-
-            # before the model and the cameras: a wrong URL is a one-line error right away
-            fleet = open_edge(publish, edge_id or socket.gethostname(),
-                              publish_buffer or Path(out) / ".fleet-outbox.sqlite", publish_buffer_mb,
-                              log=lambda msg: print(f"fleet: {msg}", file=sys.stderr))
-        elif edge_id is not None or publish_buffer is not None:
-            raise ConfigError("--edge-id and --publish-buffer need --publish")
-        backend = load_backend(resolve(model), device=device)
-        store = None
-        if gallery is not None:
-            from ..pipeline.gallery import GalleryConfig, IdentityGallery, model_key
-
-            card = getattr(backend, "card", None)
-            try:
-                store = IdentityGallery(gallery, int(getattr(card, "global_dim", 1)), model_key(card),
-                                        GalleryConfig(gallery_max_age * 86400.0, gallery_max_size))
-            except BaseException:
-                backend.close()
-                raise
-        out_dir = prepare_out_dir(out, overwrite=overwrite)
-
-        def warn(msg: str) -> None:
-            print(f"warning: {msg}", file=sys.stderr)
-
-        progress_cb = None
-        bar = None
-        if not no_progress and sys.stderr.isatty():
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-            bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                           transient=False)
-            tasks: dict[str, Any] = {}
-
-            def progress_cb(name: str, frames: int, total: int | None) -> None:
-                if name not in tasks:
-                    tasks[name] = bar.add_task(name, total=total)
-                bar.update(tasks[name], completed=frames)
-
-            bar.start()
-        try:
-            summary = run_pipeline(
-                list(cameras), out_dir, backend, detector=detector, detections_dir=detections,
-                camera_names=list(camera_names) if camera_names else None, layout=lay, config=cfg,
-                max_frames=max_frames, save_video=save_video, show=show, skip_bad_cameras=skip_bad_cameras,
-                device=device, warn=warn, progress=progress_cb, gallery=store, fleet=fleet,
-                fleet_wait_s=decision_wait)
-        finally:
-            if bar is not None:
-                bar.stop()
-            backend.close()
-            if store is not None:
-                store.close()
-        _print_summary(summary, out_dir)
-        if summary["interrupted"]:
-            print(f"interrupted: outputs flushed to {out_dir}", file=sys.stderr)
-            raise typer.Exit(130)
+    app.command("run", cls=MultiValueCommand)(run_command)

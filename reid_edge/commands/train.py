@@ -8,25 +8,20 @@ from typing import Any
 
 import typer
 
-FORMATS = ("auto", "market1501", "dukemtmc", "msmt17", "cuhk03", "folder", "unlabeled")
-BACKBONES = ("resnet50", "resnet34", "resnet18", "mobilenetv2")
+from ..cli_support import check_choice
+from ..names import BACKBONES, DATA_FORMATS, DEVICES
+from ..train.config import TrainConfig
 
-
-def _choice(value: str | None, allowed: tuple[str, ...], flag: str) -> str | None:
-    from reid_edge.errors import ConfigError
-
-    if value is not None and value not in allowed:
-        raise ConfigError(f"{flag} {value!r} is not one of {', '.join(allowed)}")
-    return value
+_D = TrainConfig()  # help strings show the defaults, never restate them
 
 
 def build_config(config: Path | None, overrides: dict[str, Any], resume: bool) -> Any:
     """YAML (or, with --resume, the run's own stored config) overridden by the flags given."""
+    from reid_edge.artifacts import DEFAULT_RUN_DIR, LAST_CHECKPOINT
     from reid_edge.config import from_dict, load_yaml
-    from reid_edge.train.config import DEFAULT_RUN_DIR, TrainConfig
 
     out = Path(overrides.get("out") or DEFAULT_RUN_DIR)
-    last = out / "last.pt"
+    last = out / LAST_CHECKPOINT
     if resume and config is None and last.is_file():
         from reid_edge.train.checkpoint import load_checkpoint
 
@@ -40,20 +35,22 @@ def register(app: typer.Typer) -> None:
     @app.command("train")
     def train_cmd(
         data: Path = typer.Option(None, "--data", help="Dataset folder (crops)."),
-        out: Path = typer.Option(None, "--out", help="Run folder [default: runs/train]."),
+        out: Path = typer.Option(None, "--out", help=f"Run folder [default: {_D.out}]."),
         config: Path = typer.Option(None, "--config", help="YAML file with TrainConfig keys (flags override it)."),
-        fmt: str = typer.Option(None, "--format", help="auto|market1501|dukemtmc|msmt17|cuhk03|folder|unlabeled."),
-        backbone: str = typer.Option(None, "--backbone", help="resnet50|resnet34|resnet18|mobilenetv2."),
+        fmt: str = typer.Option(None, "--format", help="|".join(("auto", *DATA_FORMATS)) + f" [default: {_D.format}]."),
+        backbone: str = typer.Option(None, "--backbone", help="|".join(BACKBONES) + f" [default: {_D.backbone}]."),
         pretrained: str = typer.Option(None, "--pretrained", help="'imagenet' or a weights file [default: none]."),
-        epochs: int = typer.Option(None, "--epochs", help="Epochs [default: 50]."),
-        batch_size: int = typer.Option(None, "--batch-size", help="Images per batch [default: 8, the paper's]."),
-        height: int = typer.Option(None, "--height", help="Input height [default: 256]."),
-        width: int = typer.Option(None, "--width", help="Input width [default: 128]."),
-        device: str = typer.Option(None, "--device", help="auto|cpu|cuda [default: auto]."),
+        epochs: int = typer.Option(None, "--epochs", help=f"Epochs [default: {_D.epochs}]."),
+        batch_size: int = typer.Option(None, "--batch-size", help=f"Images per batch [default: {_D.batch_size}, "
+                                       "the paper's]."),
+        height: int = typer.Option(None, "--height", help=f"Input height [default: {_D.height}]."),
+        width: int = typer.Option(None, "--width", help=f"Input width [default: {_D.width}]."),
+        device: str = typer.Option(None, "--device", help="|".join(DEVICES) + f" [default: {_D.device}]."),
         resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last.pt."),
-        eval_every: int = typer.Option(None, "--eval-every", help="Evaluate every N epochs (0: never) [default: 5]."),
+        eval_every: int = typer.Option(None, "--eval-every", help="Evaluate every N epochs (0: never) "
+                                        f"[default: {_D.eval_every}]."),
         workers: int = typer.Option(None, "--workers", help="Data loader worker processes (0: main process)."),
-        seed: int = typer.Option(None, "--seed", help="Random seed [default: 0]."),
+        seed: int = typer.Option(None, "--seed", help=f"Random seed [default: {_D.seed}]."),
         tracklet_positives: bool = typer.Option(None, "--tracklet-positives",
                                                 help="Crops of one tracklet (harvest manifest) are positives first."),
     ) -> None:
@@ -79,14 +76,14 @@ def register(app: typer.Typer) -> None:
         overrides: dict[str, Any] = {
             "data": str(data) if data is not None else None,
             "out": str(out) if out is not None else None,
-            "format": _choice(fmt, FORMATS, "--format"),
-            "backbone": _choice(backbone, BACKBONES, "--backbone"),
+            "format": check_choice(fmt, ("auto", *DATA_FORMATS), "--format"),
+            "backbone": check_choice(backbone, BACKBONES, "--backbone"),
             "pretrained": pretrained,
             "epochs": epochs,
             "batch_size": batch_size,
             "height": height,
             "width": width,
-            "device": _choice(device, ("auto", "cpu", "cuda"), "--device"),
+            "device": check_choice(device, DEVICES, "--device"),
             "eval_every": eval_every,
             "workers": workers,
             "seed": seed,

@@ -60,16 +60,17 @@ import numpy as np
 
 from ..distance import combined_distance
 from ..errors import ConfigError
+from ..names import DEFAULT_MAX_DISTANCE
 from .layout import CameraLayout
 from .tracker import assign
 
-# 1.0 gave the best cross-camera IDF1 for each model the project trained and measured (demo site
-# footage, adaptation benchmark, synth-crops model): see the README's results.
-DEFAULT_MAX_DISTANCE = 1.0
-
 
 def resolve_gate(configured: float | None, card: object) -> tuple[float, str]:
-    """The cross-camera gate and where it came from: the configuration, the model card, or the default."""
+    """The cross-camera gate and where it came from: the configuration, the model card, or the default.
+
+    The default (:data:`reid_edge.names.DEFAULT_MAX_DISTANCE`, 1.0) gave the best cross-camera IDF1
+    for each model the project trained and measured; imported models carry their own gate.
+    """
     if configured is not None:
         return float(configured), "config"
     gate = getattr(card, "match_gate", None)

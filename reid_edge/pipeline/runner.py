@@ -12,6 +12,7 @@ protocol, so an ONNX or TensorRT model runs without torch.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from ..artifacts import DEFAULT_MODEL_SEARCH
+from ..backends.base import Backend
 from ..errors import CheckpointError, PipelineError
 from .associate import AssociationConfig, Associator, TrackletEvent, readiness, resolve_gate
 from .detectors import Detector
@@ -28,16 +31,6 @@ from .outputs import ResultWriter, Row, annotate
 from .reid import Appearance, EmbedState, ReidConfig, box_quality, schedule
 from .sources import FrameSource
 from .tracker import ByteTracker, Track, TrackerConfig
-
-# The default --model: a model the user trained and exported in this folder (the default run
-# directory, best runtime first), else the re-ID model shipped in the package (reid_edge.models).
-# `reid-edge export` writes next to its checkpoint (runs/train/export/) by default.
-DEFAULT_MODEL_SEARCH: tuple[str, ...] = (
-    "runs/train/export/model.engine",
-    "runs/train/export/model.int8.cpu.onnx",
-    "runs/train/export/model.onnx",
-    "runs/train/last.pt",
-)
 
 GALLERY_FLUSH_S = 5.0  # how often appearance refinements of known people reach --gallery
 
@@ -71,6 +64,18 @@ class PipelineConfig:
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
     reid: ReidConfig = field(default_factory=ReidConfig)
     association: AssociationConfig = field(default_factory=AssociationConfig)
+
+    def with_overrides(self, reid_every: int | None = None, embed_budget: int | None = None,
+                       max_distance: float | None = None) -> PipelineConfig:
+        """This config with the values of ``reid-edge run``'s flags that were given (None: keep)."""
+        reid, assoc = self.reid, self.association
+        if reid_every is not None:
+            reid = dataclasses.replace(reid, every_k=reid_every)
+        if embed_budget is not None:
+            reid = dataclasses.replace(reid, max_per_step=embed_budget)
+        if max_distance is not None:
+            assoc = dataclasses.replace(assoc, max_distance=max_distance)
+        return dataclasses.replace(self, reid=reid, association=assoc)
 
 
 @dataclass
@@ -118,7 +123,7 @@ class CameraState:
 class Pipeline:
     """One multi-camera run. Build it, then call :meth:`run` once."""
 
-    def __init__(self, sources: list[FrameSource], detectors: list[Detector], backend: Any, writer: ResultWriter,
+    def __init__(self, sources: list[FrameSource], detectors: list[Detector], backend: Backend, writer: ResultWriter,
                  config: PipelineConfig | None = None, layout: CameraLayout | None = None,
                  video_dir: str | Path | None = None, show: bool = False,
                  progress: Callable[[str, int, int | None], None] | None = None,
@@ -477,12 +482,10 @@ class Pipeline:
 
 
 def _asdict(obj: Any) -> dict[str, Any]:
-    import dataclasses
-
     return dataclasses.asdict(obj)
 
 
-def run_pipeline(cameras: list[str], out_dir: str | Path, backend: Any, detector: str = "motion",
+def run_pipeline(cameras: list[str], out_dir: str | Path, backend: Backend, detector: str = "motion",
                  detections_dir: str | Path | None = None, camera_names: list[str] | None = None,
                  layout: CameraLayout | None = None, config: PipelineConfig | None = None,
                  max_frames: int | None = None, save_video: bool = False, show: bool = False,
@@ -529,3 +532,38 @@ def run_pipeline(cameras: list[str], out_dir: str | Path, backend: Any, detector
     finally:
         if remote is not None:
             remote.close()
+
+
+def run_cameras(cameras: list[str], out_dir: str | Path, model: str | Path, *, overwrite: bool = False,
+                device: str = "auto", gallery: str | Path | None = None, gallery_config: Any = None,
+                **options: Any) -> dict[str, Any]:
+    """``reid-edge run`` as a function: prepare ``out_dir``, open ``model``, :func:`run_pipeline`, close.
+
+    Args:
+        model: checkpoint, ONNX model or engine (its format is read from the content), or a packaged
+            model's name (:func:`reid_edge.models.resolve`).
+        gallery: an SQLite identity gallery file (:mod:`.gallery`; created when missing) whose
+            people keep their ids; ``gallery_config`` its :class:`~.gallery.GalleryConfig`.
+        options: the other keyword arguments of :func:`run_pipeline`.
+    Raises:
+        ConfigError: ``out_dir`` is not empty and ``overwrite`` is off; see :func:`run_pipeline`.
+        GalleryError: the gallery file is not a gallery, is corrupt, or was built with another model.
+    """
+    from ..io import prepare_out_dir
+    from ..models import load_model
+
+    with load_model(model, device=device) as backend:
+        store = None
+        if gallery is not None:
+            from .gallery import GalleryConfig, IdentityGallery, model_key
+
+            card = getattr(backend, "card", None)
+            store = IdentityGallery(gallery, int(getattr(card, "global_dim", 1)), model_key(card),
+                                    gallery_config or GalleryConfig())
+        try:
+            out = prepare_out_dir(out_dir, overwrite=overwrite)
+            return run_pipeline(list(cameras), out, backend, device=device, gallery=store, **options)
+        finally:
+            if store is not None:
+                store.close()
+

@@ -283,6 +283,61 @@ def _top_texture(
     return tex
 
 
+@dataclass(frozen=True)
+class _Figure:
+    """Where the body parts of one drawn person go (px); every part is drawn from these."""
+
+    p: _Painter
+    identity: Identity
+    view: View
+    cx: float
+    top: float
+    hp: float
+
+    @property
+    def s(self) -> float:  # mirror sign
+        return -1.0 if self.view.mirror else 1.0
+
+    def X(self, dx: float) -> float:  # noqa: N802 - a coordinate helper, reads like maths
+        return self.cx + self.s * dx
+
+    @property
+    def wf(self) -> float:
+        return self.identity.width_factor
+
+    @property
+    def head_h(self) -> float:
+        return self.hp * self.identity.head_ratio
+
+    @property
+    def head_w(self) -> float:
+        return self.head_h * 0.78
+
+    @property
+    def ys(self) -> float:  # shoulders
+        return self.top + self.head_h + 0.03 * self.hp
+
+    @property
+    def leg_len(self) -> float:
+        return self.hp * self.identity.leg_ratio
+
+    @property
+    def yh(self) -> float:  # hips
+        return self.top + self.hp - self.leg_len
+
+    @property
+    def sw(self) -> float:  # shoulder half-width
+        return 0.115 * self.hp * self.wf
+
+    @property
+    def hw(self) -> float:  # hip half-width
+        return 0.085 * self.hp * self.wf * self.identity.hip_factor
+
+    @property
+    def swing(self) -> float:
+        return math.sin(self.view.phase) * self.identity.stride
+
+
 def draw_figure(
     canvas: np.ndarray,
     identity: Identity,
@@ -294,6 +349,9 @@ def draw_figure(
 ) -> None:
     """Paint ``identity`` into ``canvas`` (BGR uint8, in place), body ``hp`` px tall.
 
+    Back to front: long hair, legs and the lower garment, the far arm, neck and torso (pattern,
+    logo), bags, the near arm, then the head.
+
     Args:
         canvas: BGR uint8 image to draw into.
         identity: the person.
@@ -303,30 +361,26 @@ def draw_figure(
         hp: body height in px.
         mask: optional uint8 mask of the canvas size; the figure's pixels are set to 255.
     """
-    p = _Painter(canvas, mask)
-    s = -1.0 if view.mirror else 1.0
+    f = _Figure(_Painter(canvas, mask), identity, view, cx, top, hp)
+    _draw_long_hair(f)
+    _draw_legs(f)
+    _draw_lower_garment(f)
+    arms = _arm_positions(f)
+    swing = f.swing
+    _draw_neck(f)
+    _draw_arm(f, *arms[0], 0.85 if swing > 0 else 1.0)
+    _draw_torso(f, canvas.shape[:2])
+    _draw_bag(f)
+    _draw_arm(f, *arms[1], 0.85 if swing <= 0 else 1.0)
+    _draw_head(f)
 
-    def X(dx: float) -> float:  # noqa: N802 - a coordinate helper, reads like maths
-        return cx + s * dx
 
-    wf = identity.width_factor
-    head_h = hp * identity.head_ratio
-    head_w = head_h * 0.78
-    ys = top + head_h + 0.03 * hp  # shoulders
-    leg_len = hp * identity.leg_ratio
-    yh = top + hp - leg_len  # hips
-    sw = 0.115 * hp * wf  # shoulder half-width
-    hw = 0.085 * hp * wf * identity.hip_factor  # hip half-width
-    feet = top + hp
-    ph = view.phase
-    swing = math.sin(ph) * identity.stride
-    skin = identity.skin
-    front = view.front
-
-    # Long hair hangs behind the body: draw it first.
+def _draw_long_hair(f: _Figure) -> None:
+    """Long hair hangs behind the body: drawn first."""
+    identity, cx, top, hp, head_w, head_h, ys = f.identity, f.cx, f.top, f.hp, f.head_w, f.head_h, f.ys
     if identity.hair_length == "long" and identity.hat != "beanie":
-        hair_bottom = ys + 0.14 * hp if not front else ys + 0.06 * hp
-        p.poly(
+        hair_bottom = ys + 0.14 * hp if not f.view.front else ys + 0.06 * hp
+        f.p.poly(
             [
                 (cx - head_w * 0.62, top + head_h * 0.4),
                 (cx + head_w * 0.62, top + head_h * 0.4),
@@ -336,8 +390,12 @@ def draw_figure(
             identity.hair_color,
         )
 
-    # Legs: back leg darker. Foot x offset gives a walking stride.
-    leg_w0, leg_w1 = 0.085 * hp * wf, 0.05 * hp
+
+def _draw_legs(f: _Figure) -> None:
+    """Legs and shoes: the back leg darker; the foot's x offset gives a walking stride."""
+    identity, p, hp, hw, yh, X, s = f.identity, f.p, f.hp, f.hw, f.yh, f.X, f.s
+    ph, swing, skin, feet = f.view.phase, f.swing, identity.skin, f.top + f.hp
+    leg_w0, leg_w1 = 0.085 * hp * f.wf, 0.05 * hp
     lower = identity.bottom_type
     legs = []
     for side, sign in ((-1.0, 1.0), (1.0, -1.0)):
@@ -361,8 +419,13 @@ def draw_figure(
             (0.035 * hp, 0.018 * hp),
             _shade(identity.shoe_color, shade),
         )
-    if lower in ("trousers", "shorts"):
-        p.poly(
+
+
+def _draw_lower_garment(f: _Figure) -> None:
+    """Trousers/shorts waist, or a flared skirt."""
+    identity, hp, hw, yh, X = f.identity, f.hp, f.hw, f.yh, f.X
+    if identity.bottom_type in ("trousers", "shorts"):
+        f.p.poly(
             [
                 (X(-hw), yh - 0.02 * hp),
                 (X(hw), yh - 0.02 * hp),
@@ -373,53 +436,84 @@ def draw_figure(
         )
     else:  # skirt
         flare = hw * 1.55
-        p.poly(
+        f.p.poly(
             [
                 (X(-hw), yh - 0.02 * hp),
                 (X(hw), yh - 0.02 * hp),
-                (X(flare), yh + 0.45 * leg_len),
-                (X(-flare), yh + 0.45 * leg_len),
+                (X(flare), yh + 0.45 * f.leg_len),
+                (X(-flare), yh + 0.45 * f.leg_len),
             ],
             identity.bottom_color,
         )
 
-    # Arms: swing opposite to legs; the far arm is darker and drawn behind the torso.
+
+def _arm_width(f: _Figure) -> float:
+    return 0.055 * f.hp * min(f.wf, 1.15)
+
+
+def _arm_positions(f: _Figure) -> list[tuple[float, tuple[float, float], tuple[float, float]]]:
+    """``(side, shoulder, hand)`` of both arms; they swing opposite to the legs."""
+    hp, s, swing = f.hp, f.s, f.swing
     arm_len = 0.36 * hp
-    arm_w = 0.055 * hp * min(wf, 1.15)
+    arm_w = _arm_width(f)
     arms = []
     for side in (-1.0, 1.0):
-        a = -side * swing * view.arm_swing * 0.5
-        shoulder = (X(side * (sw - arm_w * 0.45)), ys + 0.02 * hp)
+        a = -side * swing * f.view.arm_swing * 0.5
+        shoulder = (f.X(side * (f.sw - arm_w * 0.45)), f.ys + 0.02 * hp)
         hand = (
             shoulder[0] + s * side * 0.04 * hp + s * math.sin(a) * 0.10 * hp,
             shoulder[1] + arm_len * (0.93 + 0.07 * math.cos(a)),
         )
         arms.append((side, shoulder, hand))
-    bag_side = identity.bag_side * (1 if front else -1)
+    return arms
 
-    def draw_arm(side: float, shoulder: tuple[float, float], hand: tuple[float, float], shade: float) -> None:
-        sleeve = 1.0 if identity.long_sleeves else 0.42
-        elbow = (
-            shoulder[0] + (hand[0] - shoulder[0]) * sleeve,
-            shoulder[1] + (hand[1] - shoulder[1]) * sleeve,
+
+def _bag_side(f: _Figure) -> float:
+    return f.identity.bag_side * (1 if f.view.front else -1)
+
+
+def _draw_arm(f: _Figure, side: float, shoulder: tuple[float, float], hand: tuple[float, float],
+              shade: float) -> None:
+    """Sleeve, forearm (short sleeves), hand, and a handbag on the bag side."""
+    identity, p, hp, skin, arm_w = f.identity, f.p, f.hp, f.identity.skin, _arm_width(f)
+    sleeve = 1.0 if identity.long_sleeves else 0.42
+    elbow = (
+        shoulder[0] + (hand[0] - shoulder[0]) * sleeve,
+        shoulder[1] + (hand[1] - shoulder[1]) * sleeve,
+    )
+    if not identity.long_sleeves:
+        p.limb(elbow, hand, arm_w * 0.85, arm_w * 0.75, _shade(skin, shade))
+    p.limb(shoulder, elbow, arm_w, arm_w * 0.9, _shade(identity.top_color, shade))
+    p.ellipse(hand, (arm_w * 0.5, arm_w * 0.55), _shade(skin, shade))
+    if identity.bag == "handbag" and side == _bag_side(f):
+        bw, bh = 0.10 * hp, 0.085 * hp
+        p.poly(
+            [
+                (hand[0] - bw / 2, hand[1] + 0.01 * hp),
+                (hand[0] + bw / 2, hand[1] + 0.01 * hp),
+                (hand[0] + bw / 2, hand[1] + bh),
+                (hand[0] - bw / 2, hand[1] + bh),
+            ],
+            identity.bag_color,
         )
-        if not identity.long_sleeves:
-            p.limb(elbow, hand, arm_w * 0.85, arm_w * 0.75, _shade(skin, shade))
-        p.limb(shoulder, elbow, arm_w, arm_w * 0.9, _shade(identity.top_color, shade))
-        p.ellipse(hand, (arm_w * 0.5, arm_w * 0.55), _shade(skin, shade))
-        if identity.bag == "handbag" and side == bag_side:
-            bw, bh = 0.10 * hp, 0.085 * hp
-            p.poly(
-                [
-                    (hand[0] - bw / 2, hand[1] + 0.01 * hp),
-                    (hand[0] + bw / 2, hand[1] + 0.01 * hp),
-                    (hand[0] + bw / 2, hand[1] + bh),
-                    (hand[0] - bw / 2, hand[1] + bh),
-                ],
-                identity.bag_color,
-            )
 
-    # Torso (garment) with pattern.
+
+def _draw_neck(f: _Figure) -> None:
+    cx, top, hp, head_w, head_h, ys = f.cx, f.top, f.hp, f.head_w, f.head_h, f.ys
+    f.p.poly(
+        [
+            (cx - head_w * 0.22, top + head_h * 0.8),
+            (cx + head_w * 0.22, top + head_h * 0.8),
+            (cx + head_w * 0.24, ys + 0.01 * hp),
+            (cx - head_w * 0.24, ys + 0.01 * hp),
+        ],
+        _shade(f.identity.skin, 0.9),
+    )
+
+
+def _draw_torso(f: _Figure, shape: tuple[int, int]) -> None:
+    """The top garment with its pattern, and a logo on the front."""
+    identity, p, hp, sw, hw, ys, yh, X = f.identity, f.p, f.hp, f.sw, f.hw, f.ys, f.yh, f.X
     torso = [
         (X(-sw * 0.72), ys - 0.01 * hp),
         (X(sw * 0.72), ys - 0.01 * hp),
@@ -428,53 +522,50 @@ def draw_figure(
         (X(-hw * 1.05), yh + 0.03 * hp),
         (X(-sw), ys + 0.035 * hp),
     ]
-    # Neck first, then the body.
-    p.poly(
-        [
-            (cx - head_w * 0.22, top + head_h * 0.8),
-            (cx + head_w * 0.22, top + head_h * 0.8),
-            (cx + head_w * 0.24, ys + 0.01 * hp),
-            (cx - head_w * 0.24, ys + 0.01 * hp),
-        ],
-        _shade(skin, 0.9),
-    )
-    draw_arm(*arms[0], 0.85 if swing > 0 else 1.0)
     if identity.top_pattern == "plain" or (identity.top_pattern == "logo"):
         p.poly(torso, identity.top_color)
     else:
-        tex = _top_texture(identity, canvas.shape[:2], (cx, top), hp, ys, yh, front)
+        tex = _top_texture(identity, shape, (f.cx, f.top), hp, ys, yh, f.view.front)
         p.textured([torso], tex)
-    if front and identity.top_pattern == "logo":
-        lx, ly, r = X(identity.logo_offset * sw * 0.6), ys + 0.09 * hp, 0.045 * hp
-        if identity.logo_offset == 0.0:
-            r *= 1.5
-            ly += 0.02 * hp
-        shape = identity.logo_shape
-        if shape == "circle":
-            p.ellipse((lx, ly), (r, r), identity.logo_color)
-        elif shape == "square":
-            p.poly(
-                [(lx - r, ly - r), (lx + r, ly - r), (lx + r, ly + r), (lx - r, ly + r)], identity.logo_color
-            )
-        elif shape == "triangle":
-            p.poly(
-                [(lx, ly - r * 1.1), (lx + r * 1.1, ly + r * 0.9), (lx - r * 1.1, ly + r * 0.9)],
-                identity.logo_color,
-            )
-        else:
-            p.poly(
-                [
-                    (lx - r * 1.4, ly - r * 0.45),
-                    (lx + r * 1.4, ly - r * 0.45),
-                    (lx + r * 1.4, ly + r * 0.45),
-                    (lx - r * 1.4, ly + r * 0.45),
-                ],
-                identity.logo_color,
-            )
+    if f.view.front and identity.top_pattern == "logo":
+        _draw_logo(f)
 
-    # Bags.
+
+def _draw_logo(f: _Figure) -> None:
+    identity, p, hp = f.identity, f.p, f.hp
+    lx, ly, r = f.X(identity.logo_offset * f.sw * 0.6), f.ys + 0.09 * hp, 0.045 * hp
+    if identity.logo_offset == 0.0:
+        r *= 1.5
+        ly += 0.02 * hp
+    shape = identity.logo_shape
+    if shape == "circle":
+        p.ellipse((lx, ly), (r, r), identity.logo_color)
+    elif shape == "square":
+        p.poly(
+            [(lx - r, ly - r), (lx + r, ly - r), (lx + r, ly + r), (lx - r, ly + r)], identity.logo_color
+        )
+    elif shape == "triangle":
+        p.poly(
+            [(lx, ly - r * 1.1), (lx + r * 1.1, ly + r * 0.9), (lx - r * 1.1, ly + r * 0.9)],
+            identity.logo_color,
+        )
+    else:
+        p.poly(
+            [
+                (lx - r * 1.4, ly - r * 0.45),
+                (lx + r * 1.4, ly - r * 0.45),
+                (lx + r * 1.4, ly + r * 0.45),
+                (lx - r * 1.4, ly + r * 0.45),
+            ],
+            identity.logo_color,
+        )
+
+
+def _draw_bag(f: _Figure) -> None:
+    """Backpack (straps in front, the pack behind) or a shoulder bag; handbags go with the arm."""
+    identity, p, hp, sw, hw, ys, yh, X = f.identity, f.p, f.hp, f.sw, f.hw, f.ys, f.yh, f.X
     if identity.bag == "backpack":
-        if front:
+        if f.view.front:
             for side in (-1.0, 1.0):
                 x0 = X(side * sw * 0.55)
                 p.poly(
@@ -510,6 +601,7 @@ def draw_figure(
                 _shade(identity.bag_color, 0.75),
             )
     elif identity.bag == "shoulder":
+        bag_side = _bag_side(f)
         strap_from = (X(-bag_side * sw * 0.6), ys)
         bag_x = X(bag_side * (hw + 0.03 * hp))
         strap_to = (bag_x, yh - 0.02 * hp)
@@ -524,9 +616,12 @@ def draw_figure(
             ],
             identity.bag_color,
         )
-    draw_arm(*arms[1], 0.85 if swing <= 0 else 1.0)
 
-    # Head: face (front) or back of the head; hair and hat.
+
+def _draw_head(f: _Figure) -> None:
+    """Face (front) or the back of the head; hair and hat."""
+    identity, p, cx, top, hp, head_w, head_h = f.identity, f.p, f.cx, f.top, f.hp, f.head_w, f.head_h
+    front, skin = f.view.front, identity.skin
     hc = (cx, top + head_h * 0.5)
     hair = identity.hair_color
     p.ellipse(hc, (head_w * 0.5, head_h * 0.5), skin)

@@ -11,11 +11,10 @@ import difflib
 from torch import nn
 
 from reid_edge.errors import ConfigError
+from reid_edge.names import BACKBONES
 
 from .heads import GlobalHead, ModelConfig, ReIDModel, StripeHeads, l2_normalize
 from .resnet import ResNetBackbone
-
-BACKBONES: tuple[str, ...] = ("resnet18", "resnet34", "resnet50", "mobilenetv2")
 
 __all__ = [
     "BACKBONES",

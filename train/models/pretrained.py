@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from reid_edge.errors import CheckpointError, ConfigError
+from reid_edge.names import BACKBONES
 
 if TYPE_CHECKING:
     import torch
@@ -42,7 +43,6 @@ logger = logging.getLogger(__name__)
 
 ENV_PRETRAINED_DIR = "REID_EDGE_PRETRAINED_DIR"
 IMAGENET = "imagenet"
-BACKBONES = ("resnet18", "resnet34", "resnet50", "mobilenetv2")
 
 # torchvision's published ImageNet checkpoints, preferred in this order when several are
 # present (IMAGENET1K_V1 first: it is what ReID papers start from). Any other file matching
