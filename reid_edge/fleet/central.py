@@ -106,6 +106,9 @@ class Central:
         self._last_alive_check = 0.0
         self._excluded: set[str] = set()
         self._camera_owner: dict[str, str] = {}
+        # ids of every tracklet some in-order step asked to decide: a restarted edge's replay of it
+        # must not be decided out of order while the original still waits for its batch
+        self._asked: set[str] = set()
 
     # -- entries and batches ------------------------------------------------------------------------
     def _admit(self, e: Entry) -> str:
@@ -132,6 +135,8 @@ class Central:
         state = self.batcher.add(e, time.monotonic())
         if e.kind == "step" and state != "dup":
             self._events[e.entry_id] = self.decoder.decode(e.data)
+            if state == "pending":
+                self._asked.update(ev.event_id for ev in self._events[e.entry_id][0])
         if state == "late":
             self.stats.late_entries += 1
         return state
@@ -153,8 +158,8 @@ class Central:
                 for ev in upd:
                     assoc.update(ev)
             for ev in dec:
-                if batch.late and assoc.decision(ev.event_id) is not None:
-                    continue  # a restarted edge's replay: decided before, the edge reads it back
+                if batch.late and (ev.event_id in self._asked or assoc.decision(ev.event_id) is not None):
+                    continue  # a restarted edge's replay: decided (or to be) in order; the edge reads it back
                 owner[ev.event_id] = e.edge
                 decide.append((self._cam_rank(ev.camera), len(decide), ev))
         decide.sort(key=lambda x: (x[0], x[1]))
