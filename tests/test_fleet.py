@@ -93,21 +93,22 @@ def _wait(procs: list[subprocess.Popen[bytes]], out: Path, timeout: float = 150.
         assert rc == 0, {f.name: f.read_text(errors="replace")[-1500:] for f in out.glob("*.log")}
 
 
-def _batches(url: str) -> int:
+def _xlen(url: str, key: str) -> int:
     import redis
 
     from reid_edge.fleet.redis_transport import parse_redis_url
 
     u = parse_redis_url(url)
     try:
-        return int(redis.Redis(host=u.host, port=u.port, db=u.db, socket_timeout=2).xlen("reid:batches"))
+        return int(redis.Redis(host=u.host, port=u.port, db=u.db, socket_timeout=2).xlen(key))
     except redis.exceptions.ConnectionError:
         return 0
 
 
-def _wait_batches(url: str, n: int, procs: list[subprocess.Popen[bytes]], timeout: float = 60.0) -> None:
+def _wait_batches(url: str, n: int, procs: list[subprocess.Popen[bytes]], timeout: float = 60.0,
+                  key: str = "reid:batches") -> None:
     deadline = time.monotonic() + timeout
-    while _batches(url) < n:
+    while _xlen(url, key) < n:
         assert time.monotonic() < deadline, f"fewer than {n} batches decided in {timeout}s"
         assert all(p.poll() is None for p in procs), "a fleet process ended before the fault was injected"
         time.sleep(0.05)
@@ -189,14 +190,16 @@ def test_associator_late_start_and_kill9_restart_with_gallery(site: dict[str, Pa
 def test_edge_kill9_and_restart(site: dict[str, Path], redis_aof: RedisServer, tmp_path: Path) -> None:
     out = tmp_path / "fleet"
     out.mkdir()
-    assoc = _associator(redis_aof.url, out, "assoc")
     a, b = _edge(site, redis_aof.url, "A", out), _edge(site, redis_aof.url, "B", out)
-    _wait_batches(redis_aof.url, 40, [assoc, a, b])
+    _wait_batches(redis_aof.url, 150, [a, b], key="reid:events")  # no associator yet: nothing decided
     a.send_signal(signal.SIGKILL)
     a.wait(10)
     # the same command again (into the same folder): it delivers what its outbox kept, replays its
-    # footage, gets the recorded decisions back and goes on where the fleet stopped waiting for it
+    # footage (those steps reach the associator while the originals still wait for their batches)
+    # and goes on where it stopped; the associator, started now, decides everything in clock order
     a2 = _edge(site, redis_aof.url, "A", out, "--overwrite")
+    _wait_batches(redis_aof.url, 260, [a2, b], key="reid:events")
+    assoc = _associator(redis_aof.url, out, "assoc")
     _wait([a2, b, assoc], out)
     _assert_same_as_single(site, out)
     assert json.loads((out / "A" / "summary.json").read_text())["fleet"]["session"] == 2
