@@ -48,6 +48,11 @@ def _print_summary(summary: dict[str, Any], out: Path) -> None:
     console.print(ids)
     if summary["transitions"]:
         console.print("transitions: " + ", ".join(f"{k}: {v}" for k, v in sorted(summary["transitions"].items())))
+    if "fleet" in summary:
+        f = summary["fleet"]
+        console.print(f"fleet: edge {f['edge_id']} (session {f['session']}), {f['messages_published']} messages "
+                      f"published, {f['decisions']} decisions, {f['undecided_tracklets']} tracklets undecided, "
+                      f"{f['outbox_left']} messages left in the outbox, {f['reconnects']} reconnects")
     console.print(f"{summary['embeddings']} crops embedded in {summary['embed_batches']} batches; "
                   f"wall {summary['wall_seconds']:.1f}s; outputs in {out}")
 
@@ -89,6 +94,15 @@ def run_command(
                                           "--gallery."),
     gallery_max_size: int = typer.Option(100_000, "--gallery-max-size", min=1, help="Most people kept in "
                                          "--gallery (the least recently seen go first)."),
+    publish: str = typer.Option(None, "--publish", help="Camera fleet: redis://HOST:PORT/DB of the site's "
+                                "Redis; tracklets go to `reid-edge associate`, global ids come back."),
+    edge_id: str = typer.Option(None, "--edge-id", help="This box's name in the fleet (default: host name)."),
+    publish_buffer: Path = typer.Option(None, "--publish-buffer", help="On-disk outbox while Redis is away "
+                                        "(default: OUT/.fleet-outbox.sqlite; kept across restarts)."),
+    publish_buffer_mb: float = typer.Option(256.0, "--publish-buffer-mb", min=1.0, help="Outbox bound; "
+                                            "past it the oldest messages are dropped."),
+    decision_wait: float = typer.Option(120.0, "--decision-wait", min=0.0, help="Seconds to wait at the end "
+                                        "for the last global ids from the associator."),
 ) -> None:
     """Detect, track and re-identify people across cameras; write MOT/MTMC results.
 
@@ -99,6 +113,8 @@ def run_command(
       reid-edge run --cameras scene/cam1.mp4 scene/cam2.mp4 --detections scene --model runs/train/export/model.onnx
 
       reid-edge run --cameras rtsp://10.0.0.5/live 0 --camera-names door hall --layout layout.yaml --save-video
+
+      reid-edge run --cameras door.mp4 hall.mp4 --publish redis://10.0.0.2:6379/0 --edge-id box1
 
     Outputs in --out: <camera>.txt (MOT rows, global ids), mtmc.txt (AI City format),
     events.jsonl (one line per tracklet), summary.json. Ctrl-C stops, flushes and prints the summary.
@@ -128,6 +144,22 @@ def run_command(
         print(f"model: {model} (default; searched {', '.join(DEFAULT_MODEL_SEARCH)}, then the packaged "
               "model)", file=sys.stderr)
 
+    if publish is not None and gallery is not None:
+        raise ConfigError("--gallery with --publish: a fleet's gallery lives with the associator "
+                          "(reid-edge associate --gallery PATH)")
+    fleet = None
+    if publish is not None:
+        import socket
+
+        from ..fleet.edge import open_edge
+
+        # before the model and the cameras: a wrong URL is a one-line error right away
+        fleet = open_edge(publish, edge_id or socket.gethostname(),
+                          publish_buffer or Path(out) / ".fleet-outbox.sqlite", publish_buffer_mb,
+                          log=lambda msg: print(f"fleet: {msg}", file=sys.stderr))
+    elif edge_id is not None or publish_buffer is not None:
+        raise ConfigError("--edge-id and --publish-buffer need --publish")
+
     def warn(msg: str) -> None:
         print(f"warning: {msg}", file=sys.stderr)
 
@@ -152,7 +184,8 @@ def run_command(
             detections_dir=detections, camera_names=list(camera_names) if camera_names else None, layout=lay,
             config=cfg, max_frames=max_frames, save_video=save_video, show=show, skip_bad_cameras=skip_bad_cameras,
             warn=warn, progress=progress_cb, gallery=gallery,
-            gallery_config=GalleryConfig(gallery_max_age * 86400.0, gallery_max_size))
+            gallery_config=GalleryConfig(gallery_max_age * 86400.0, gallery_max_size), fleet=fleet,
+            fleet_wait_s=decision_wait)
     finally:
         if bar is not None:
             bar.stop()

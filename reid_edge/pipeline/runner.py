@@ -128,7 +128,10 @@ class Pipeline:
                  config: PipelineConfig | None = None, layout: CameraLayout | None = None,
                  video_dir: str | Path | None = None, show: bool = False,
                  progress: Callable[[str, int, int | None], None] | None = None,
-                 gallery: Any = None) -> None:
+                 gallery: Any = None, fleet: Any = None, fleet_wait_s: float = 120.0) -> None:
+        """``fleet``: a :class:`~reid_edge.fleet.edge.RemoteAssociator` when a central associator
+        decides (``run --publish``); its decisions arrive some steps later, and at the end the
+        run waits up to ``fleet_wait_s`` for the last ones."""
         if len(sources) != len(detectors):
             raise PipelineError("one detector per camera is needed")
         self.config = config or PipelineConfig()
@@ -144,8 +147,14 @@ class Pipeline:
         self.lambda_g = float(lam if lam is not None else getattr(card, "lambda_g", 0.5))
         self.max_distance, self.max_distance_source = resolve_gate(self.config.association.max_distance, card)
         self.global_dim = int(getattr(card, "global_dim", 1))
-        self.associator = Associator(self.config.association, self.lambda_g, self.global_dim, layout, gallery,
-                                     max_distance=self.max_distance)
+        self.fleet = fleet
+        self.fleet_wait_s = fleet_wait_s
+        self.associator: Any = fleet if fleet is not None else Associator(
+            self.config.association, self.lambda_g, self.global_dim, layout, gallery, max_distance=self.max_distance)
+        if fleet is not None:
+            fleet.start(self.lambda_g, self.global_dim, card, self.max_distance)
+        self._submitted: dict[str, tuple[CameraState, Tracklet]] = {}  # event id -> tracklet awaiting its id
+        self._clock = 0.0
         self._flushed = time.perf_counter()
         self.timers = dict.fromkeys(STAGES, 0.0)
         self.embeddings = 0
@@ -298,7 +307,7 @@ class Pipeline:
             for tid in list(cam.tracklets):
                 tl = cam.tracklets[tid]
                 self._take_rows(tl)
-                if tl.gid is not None:
+                if tl.sent is not None:  # submitted: decided, or (fleet) awaiting the decision
                     # the identity's appearance and intervals follow its tracklets as they go on
                     version = (tl.appearance.count, tl.end_s, tl.finished)
                     if version != tl.sent:
@@ -312,22 +321,40 @@ class Pipeline:
                 elif state == "decide":
                     ready.append((cam, tl))
         if ready:
-            decisions = self.associator.decide([self._tracklet_event(tl) for _, tl in ready])
-            for (cam, tl), dec in zip(ready, decisions):
-                tl.gid = dec.global_id
-                tl.distance = dec.distance
+            events = [self._tracklet_event(tl) for _, tl in ready]
+            for (cam, tl), ev in zip(ready, events):
                 tl.decided_frame = cam.frame_index
                 tl.sent = (tl.appearance.count, tl.end_s, tl.finished)
-                if tl.pending:
-                    self.writer.write_rows(tl.camera, tl.gid, tl.pending)
-                    tl.pending = []
-        for cam in self.cams:
-            for tid in [t for t, tl in cam.tracklets.items() if tl.finished and tl.gid is not None]:
-                self._event(cam, cam.tracklets.pop(tid))
-        if self.associator.gallery is not None and (final or time.perf_counter() - self._flushed > GALLERY_FLUSH_S):
+                self._submitted[ev.event_id] = (cam, tl)
+            for dec in self.associator.decide(events):
+                self._apply(dec)
+        if self.fleet is not None:
+            self.fleet.end_step(self._clock)
+            for dec in self.fleet.poll():
+                self._apply(dec)
+        self._emit_finished()
+        gallery = getattr(self.associator, "gallery", None)  # a fleet edge has none: the associator keeps it
+        if gallery is not None and (final or time.perf_counter() - self._flushed > GALLERY_FLUSH_S):
             self.associator.flush()  # appearance refinements; decisions are committed as they are made
             self._flushed = time.perf_counter()
         self._tic("associate", t0)
+
+    def _apply(self, dec: Any) -> None:
+        """A tracklet's global id is decided: its buffered rows go out."""
+        hit = self._submitted.pop(dec.event_id, None)
+        if hit is None:
+            return
+        _, tl = hit
+        tl.gid = dec.global_id
+        tl.distance = dec.distance
+        if tl.pending:
+            self.writer.write_rows(tl.camera, tl.gid, tl.pending)
+            tl.pending = []
+
+    def _emit_finished(self) -> None:
+        for cam in self.cams:
+            for tid in [t for t, tl in cam.tracklets.items() if tl.finished and tl.gid is not None]:
+                self._event(cam, cam.tracklets.pop(tid))
 
     def _event(self, cam: CameraState, tl: Tracklet) -> None:
         self.writer.write_event({
@@ -381,6 +408,7 @@ class Pipeline:
                 if not live:
                     break
                 clock = min(c.next_time for c in live)
+                self._clock = clock
                 stepped: dict[int, tuple[Any, list[Track]]] = {}
                 for ci, cam in enumerate(self.cams):
                     if cam.done or cam.next_time > clock + 1e-6:
@@ -409,6 +437,10 @@ class Pipeline:
             for tr in cam.tracker.finish_all():
                 self._finish(cam, tr)
         self._associate(final=True)
+        if self.fleet is not None:
+            for dec in self.fleet.finish(self._clock, self.fleet_wait_s):
+                self._apply(dec)
+            self._emit_finished()
         for cam in self.cams:
             if cam.video is not None:
                 cam.video.release()
@@ -465,6 +497,7 @@ class Pipeline:
             "lambda_g": self.lambda_g,
             "max_distance": self.max_distance,
             "max_distance_source": self.max_distance_source,
+            **({"fleet": self.fleet.stats()} if self.fleet is not None else {}),
             "config": {
                 "tracker": _asdict(self.config.tracker), "reid": _asdict(self.config.reid),
                 "association": _asdict(self.config.association),
@@ -493,13 +526,16 @@ def run_pipeline(cameras: list[str], out_dir: str | Path, backend: Backend, dete
                  skip_bad_cameras: bool = False, device: str = "auto",
                  warn: Callable[[str], None] | None = None,
                  progress: Callable[[str, int, int | None], None] | None = None,
-                 gallery: Any = None) -> dict[str, Any]:
+                 gallery: Any = None, fleet: Callable[[list[FrameSource]], Any] | None = None,
+                 fleet_wait_s: float = 120.0) -> dict[str, Any]:
     """Library entry: open cameras, build detectors, run, return the summary.
 
     ``out_dir`` must exist (the CLI prepares it). ``gallery``: an open
     :class:`~.gallery.IdentityGallery` whose people keep their ids (the caller closes it).
     Raises :class:`PipelineError` for cameras
     that cannot be opened (unless ``skip_bad_cameras``) and bad detector settings.
+    ``fleet``: builds the edge's link to a central associator from the opened cameras
+    (:func:`reid_edge.fleet.edge.open_edge`); it is closed when the run ends.
     """
     from .detectors import make_detector
     from .sources import open_sources
@@ -515,10 +551,21 @@ def run_pipeline(cameras: list[str], out_dir: str | Path, backend: Backend, dete
             s.close()
         raise
     out = Path(out_dir)
-    with ResultWriter(out, [(s.name, s.camera_id) for s in sources]) as writer:
-        pipe = Pipeline(sources, detectors, backend, writer, config, layout,
-                        video_dir=out if save_video else None, show=show, progress=progress, gallery=gallery)
-        return pipe.run(max_frames=max_frames)
+    try:
+        remote = fleet(sources) if fleet is not None else None
+    except BaseException:
+        for s in sources:
+            s.close()
+        raise
+    try:
+        with ResultWriter(out, [(s.name, s.camera_id) for s in sources]) as writer:
+            pipe = Pipeline(sources, detectors, backend, writer, config, layout,
+                            video_dir=out if save_video else None, show=show, progress=progress, gallery=gallery,
+                            fleet=remote, fleet_wait_s=fleet_wait_s)
+            return pipe.run(max_frames=max_frames)
+    finally:
+        if remote is not None:
+            remote.close()
 
 
 def run_cameras(cameras: list[str], out_dir: str | Path, model: str | Path, *, overwrite: bool = False,
