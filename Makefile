@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml
 
 test: venv
 	$(PY) -m ruff check reid_edge train deploy calibration tests benchmarks scripts
-	MYPYPATH=$(VENV)/trt-stubs $(PY) -m mypy deploy/tensorrt_build.py reid_edge/backends/trt_backend.py
+	MYPYPATH=$(VENV)/trt-stubs $(PY) -m mypy deploy/tensorrt_build.py deploy/detector_engine.py reid_edge/backends/trt_backend.py
 	$(PY) -m pytest -q tests
 
 demo: venv

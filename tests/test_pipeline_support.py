@@ -121,7 +121,7 @@ class GroundTruthOracle:
 
     def wrap(self, detector: object, gt_path: Path) -> object:
         from reid_edge.pipeline.detectors import Detector
-        from reid_edge.pipeline.mtmc_eval import read_mot
+        from reid_edge.pipeline.motfile import read_mot_tracks as read_mot
         from reid_edge.pipeline.tracker import iou_matrix
 
         gt = read_mot(gt_path, is_gt=True)

@@ -11,7 +11,7 @@ import typer
 
 from ..artifacts import DEFAULT_MODEL_SEARCH
 from ..cli_support import MultiValueCommand
-from ..names import DEFAULT_MAX_DISTANCE
+from ..names import DEFAULT_DETECTOR, DEFAULT_MAX_DISTANCE, DETECTOR_CHOICES
 
 
 def _print_summary(summary: dict[str, Any], out: Path) -> None:
@@ -61,8 +61,10 @@ def run_command(
     model: Path = typer.Option(None, "--model", help="Checkpoint, ONNX (FP32/INT8), engine, or a packaged model's "
                                "name (default, intel-0288, intel-0277). Default: the first of "
                                + ", ".join(DEFAULT_MODEL_SEARCH) + ", else the packaged default (intel-0288)."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
-    detector: str = typer.Option("motion", "--detector", help="motion, hog, hog+motion or yolo:PATH.onnx."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda (re-ID model and ONNX detectors; cuda "
+                               "is an error where no GPU runtime is present)."),
+    detector: str = typer.Option(DEFAULT_DETECTOR, "--detector", help=", ".join(DETECTOR_CHOICES) + " (yolox: "
+                                 "the packaged YOLOX-Nano)."),
     detections: Path = typer.Option(None, "--detections", help="Folder of MOT det files <camera>.txt or "
                                     "<camera>.det.txt (replaces the detector)."),
     layout: Path = typer.Option(None, "--layout", help="Camera layout YAML (names, fps, transitions)."),

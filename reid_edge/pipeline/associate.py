@@ -67,6 +67,9 @@ class AssociationConfig:
     decide_after_s: float = 2.0
     min_tracklet_frames: int = 5
     lambda_g: float | None = None  # None: the model card's value
+    # a same-camera re-appearance closer in time than this is the tracker's call, not the matcher's:
+    # its re-finding (appearance + position) already refused the link
+    same_camera_gap_s: float = 10.0
 
     def __post_init__(self) -> None:
         if (self.max_distance is not None and self.max_distance <= 0) or self.decide_after_s < 0 or \
@@ -103,15 +106,21 @@ class IdentityView:
     weight: float = 1.0
 
 
-def feasible(q: Interval, intervals: list[Interval], layout: CameraLayout | None) -> bool:
-    """May a tracklet seen in ``q`` belong to an identity seen in ``intervals``?"""
+def feasible(q: Interval, intervals: list[Interval], layout: CameraLayout | None,
+             same_camera_gap_s: float = 0.0) -> bool:
+    """May a tracklet seen in ``q`` belong to an identity seen in ``intervals``?
+
+    ``same_camera_gap_s``: a re-appearance in the same camera must come at least this long after
+    (or before) the identity's tracklet there; closer in time the camera's tracker, which re-finds
+    lost people by appearance *and* position, has already decided they differ.
+    """
     restrict = layout is not None and layout.restrict_transitions
     prev: Interval | None = None
     nxt: Interval | None = None
     for iv in intervals:
         overlap = q.start_s <= iv.end_s and iv.start_s <= q.end_s
         if iv.camera == q.camera:
-            if overlap:
+            if overlap or max(q.start_s - iv.end_s, iv.start_s - q.end_s) < same_camera_gap_s:
                 return False
             continue
         if overlap:
@@ -132,7 +141,7 @@ def feasible(q: Interval, intervals: list[Interval], layout: CameraLayout | None
 
 
 def cost_matrix(queries: list[Query], identities: list[IdentityView], lambda_g: float,
-                layout: CameraLayout | None) -> np.ndarray:
+                layout: CameraLayout | None, same_camera_gap_s: float = 0.0) -> np.ndarray:
     """``[Q, I]`` combined distances, ``inf`` where forbidden (or the query has no appearance)."""
     cost = np.full((len(queries), len(identities)), np.inf)
     if not queries or not identities:
@@ -148,7 +157,7 @@ def cost_matrix(queries: list[Query], identities: list[IdentityView], lambda_g: 
     dist = combined_distance(qg, ig, qs, gs, lambda_g)
     for row, i in enumerate(qi):
         for j, ident in enumerate(identities):
-            if feasible(queries[i].interval, ident.intervals, layout):
+            if feasible(queries[i].interval, ident.intervals, layout, same_camera_gap_s):
                 cost[i, j] = dist[row, j]
     return cost
 
@@ -168,7 +177,7 @@ def _merge(ident: IdentityView, q: Query) -> None:
 
 
 def match_tracklets(queries: list[Query], identities: list[IdentityView], next_gid: int, max_distance: float,
-                    lambda_g: float = 0.5, layout: CameraLayout | None = None
+                    lambda_g: float = 0.5, layout: CameraLayout | None = None, same_camera_gap_s: float = 0.0
                     ) -> tuple[list[int], list[float | None], list[IdentityView]]:
     """Decide the global identity of each query tracklet (pure: inputs are not modified).
 
@@ -189,7 +198,7 @@ def match_tracklets(queries: list[Query], identities: list[IdentityView], next_g
     pending = list(range(len(queries)))
     while pending:
         sub = [queries[i] for i in pending]
-        cost = cost_matrix(sub, idents, lambda_g, layout)
+        cost = cost_matrix(sub, idents, lambda_g, layout, same_camera_gap_s)
         matches, _, _ = assign(cost, max_distance)
         if matches:
             for r, c in matches:

@@ -24,6 +24,7 @@ import numpy as np
 from ..artifacts import DEFAULT_MODEL_SEARCH
 from ..backends.base import Backend
 from ..errors import CheckpointError, PipelineError
+from ..names import DEFAULT_DETECTOR
 from .associate import AssociationConfig, IdentityView, Interval, Query, match_tracklets, resolve_gate
 from .detectors import Detector
 from .layout import CameraLayout
@@ -147,6 +148,8 @@ class Pipeline:
         self.dropped_tracklets = 0
         self.interrupted = False
         self.wall_s = 0.0
+        # (camera index, box) -> (global, stripes) embedded this step by a tracker, reused by _embed
+        self._frame_embeddings: dict[tuple[int, tuple[float, ...]], tuple[np.ndarray, np.ndarray | None]] = {}
         self._start = time.perf_counter()
 
     # -- per-step work ------------------------------------------------------------------------------
@@ -169,7 +172,19 @@ class Pipeline:
     def _time_of(self, cam: CameraState, frame: int) -> float:
         return (frame - 1) / cam.source.fps
 
-    def _step_camera(self, cam: CameraState, max_frames: int | None) -> tuple[Any, list[Track]] | None:
+    def _embed_boxes(self, ci: int, image: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+        """The tracker's on-demand embeddings of this frame's boxes (kept for the scheduler's reuse)."""
+        t0 = time.perf_counter()
+        emb = self.backend.embed([crop_box(image, b) for b in boxes], batch_size=self.config.reid.batch_size)
+        self.embeddings += len(boxes)
+        self.embed_batches += 1
+        for i, b in enumerate(boxes):
+            stripes = emb.stripes[i] if emb.stripes is not None and emb.stripes.size else None
+            self._frame_embeddings[(ci, tuple(float(v) for v in b[:4]))] = (emb.global_[i], stripes)
+        self._tic("embed", t0)
+        return np.asarray(emb.global_, dtype=np.float64)
+
+    def _step_camera(self, ci: int, cam: CameraState, max_frames: int | None) -> tuple[Any, list[Track]] | None:
         t0 = time.perf_counter()
         frame = None
         if max_frames is None or cam.frames < max_frames:
@@ -186,7 +201,10 @@ class Pipeline:
         cam.next_time = frame.index / cam.source.fps
         dets = cam.detector.detect(frame.image, frame.index)
         t0 = self._tic("detect", t0)
-        active, finished = cam.tracker.update(dets, frame=frame.index)
+        embed_s = self.timers["embed"]
+        active, finished = cam.tracker.update(dets, frame=frame.index,
+                                              embed=lambda boxes: self._embed_boxes(ci, frame.image, boxes))
+        t0 += self.timers["embed"] - embed_s  # the tracker's on-demand embeddings count as embed time
         cam.frames += 1  # counted once fully processed (an interrupt in detect leaves it out)
         now = frame.time_s
         for tr in active:
@@ -236,14 +254,14 @@ class Pipeline:
         chosen = schedule(candidates, frame_of, cfg)
         crops: list[np.ndarray] = []
         owners: list[tuple[Tracklet, float, int]] = []
+        momentum = self.config.tracker.appearance_momentum
         for chosen_key in chosen:
             frame, tl, box, q = info[chosen_key]
-            h, w = frame.image.shape[:2]
-            x1, y1 = max(0, int(box[0])), max(0, int(box[1]))
-            x2, y2 = min(w, int(np.ceil(box[0] + box[2]))), min(h, int(np.ceil(box[1] + box[3])))
-            if x2 - x1 < 4 or y2 - y1 < 4:
+            done = self._frame_embeddings.get((chosen_key[0], tuple(float(v) for v in box[:4])))
+            if done is not None:  # the tracker embedded this box already (and folded it into its track)
+                self._record(tl, done[0], done[1], q, frame.index)
                 continue
-            crops.append(np.ascontiguousarray(frame.image[y1:y2, x1:x2]))
+            crops.append(crop_box(frame.image, box))
             owners.append((tl, q, frame.index))
         if crops:
             emb = self.backend.embed(crops, batch_size=cfg.batch_size)
@@ -251,11 +269,16 @@ class Pipeline:
             self.embed_batches += 1
             for i, (tl, q, fidx) in enumerate(owners):
                 stripes = emb.stripes[i] if emb.stripes is not None and emb.stripes.size else None
-                tl.appearance.add(emb.global_[i], stripes, q)
-                tl.embed.count += 1
-                tl.embed.last_frame = fidx
-                tl.embed.best_quality = max(tl.embed.best_quality, q)
+                self._record(tl, emb.global_[i], stripes, q, fidx)
+                tl.track.add_appearance(emb.global_[i], momentum)
         self._tic("embed", t0)
+
+    @staticmethod
+    def _record(tl: Tracklet, global_: np.ndarray, stripes: np.ndarray | None, quality: float, frame: int) -> None:
+        tl.appearance.add(global_, stripes, quality)
+        tl.embed.count += 1
+        tl.embed.last_frame = frame
+        tl.embed.best_quality = max(tl.embed.best_quality, quality)
 
     def _identity_views(self) -> list[IdentityView]:
         views = []
@@ -293,7 +316,7 @@ class Pipeline:
                              None if tl.appearance.stripes is None else tl.appearance.stripes.astype(np.float64))
                        for _, tl in ready]
             gids, dists, _ = match_tracklets(queries, self._identity_views(), self.next_gid, self.max_distance,
-                                             self.lambda_g, self.layout)
+                                             self.lambda_g, self.layout, acfg.same_camera_gap_s)
             for (cam, tl), gid, d in zip(ready, gids, dists):
                 tl.gid = gid
                 tl.distance = d
@@ -364,10 +387,11 @@ class Pipeline:
                 for ci, cam in enumerate(self.cams):
                     if cam.done or cam.next_time > clock + 1e-6:
                         continue
-                    res = self._step_camera(cam, max_frames)
+                    res = self._step_camera(ci, cam, max_frames)
                     if res is not None:
                         stepped[ci] = res
                 self._embed(stepped)
+                self._frame_embeddings.clear()
                 self._associate()
                 if self.video_dir is not None or self.show:
                     t0 = time.perf_counter()
@@ -449,11 +473,21 @@ class Pipeline:
         }
 
 
+def crop_box(image: np.ndarray, box: np.ndarray, min_size: int = 4) -> np.ndarray:
+    """The pixels of box ``x, y, w, h`` (clipped to the image, at least ``min_size`` px each way)."""
+    h, w = image.shape[:2]
+    x1 = int(np.clip(np.floor(box[0]), 0, max(w - min_size, 0)))
+    y1 = int(np.clip(np.floor(box[1]), 0, max(h - min_size, 0)))
+    x2 = int(np.clip(np.ceil(box[0] + box[2]), x1 + min_size, w))
+    y2 = int(np.clip(np.ceil(box[1] + box[3]), y1 + min_size, h))
+    return np.ascontiguousarray(image[y1:y2, x1:x2])
+
+
 def _asdict(obj: Any) -> dict[str, Any]:
     return dataclasses.asdict(obj)
 
 
-def run_pipeline(cameras: list[str], out_dir: str | Path, backend: Backend, detector: str = "motion",
+def run_pipeline(cameras: list[str], out_dir: str | Path, backend: Backend, detector: str = DEFAULT_DETECTOR,
                  detections_dir: str | Path | None = None, camera_names: list[str] | None = None,
                  layout: CameraLayout | None = None, config: PipelineConfig | None = None,
                  max_frames: int | None = None, save_video: bool = False, show: bool = False,
