@@ -8,6 +8,7 @@ occurrences (``--cameras a --cameras b``). A value that itself starts with ``-``
 
 from __future__ import annotations
 
+import typer
 from typer.core import TyperCommand
 
 try:  # typer >= 0.2x vendors Click; older releases depend on it
@@ -83,3 +84,9 @@ def check_choice(value: str | None, allowed: tuple[str, ...], flag: str) -> str 
     if value is not None and value not in allowed:
         raise ConfigError(f"{flag} {value!r} is not one of {', '.join(allowed)}")
     return value
+
+
+# identity-gallery limits, shared by `run --gallery` and `associate --gallery`
+GALLERY_MAX_AGE_OPTION = typer.Option(30.0, "--gallery-max-age", help="Days an unseen person stays in --gallery.")
+GALLERY_MAX_SIZE_OPTION = typer.Option(100_000, "--gallery-max-size", min=1, help="Most people kept in --gallery "
+                                       "(the least recently seen go first).")

@@ -10,7 +10,7 @@ from typing import Any
 
 import typer
 
-from ..cli_support import MultiValueCommand
+from ..cli_support import GALLERY_MAX_AGE_OPTION, GALLERY_MAX_SIZE_OPTION, MultiValueCommand
 
 
 def register(app: typer.Typer) -> None:
@@ -32,10 +32,8 @@ def register(app: typer.Typer) -> None:
         summary: Path = typer.Option(None, "--summary", help="Write identities and counters as JSON at exit."),
         gallery: Path = typer.Option(None, "--gallery", help="SQLite identity gallery: people keep their id "
                                      "across fleet sessions and restarts (created when missing)."),
-        gallery_max_age: float = typer.Option(30.0, "--gallery-max-age", help="Days an unseen person stays "
-                                              "in --gallery."),
-        gallery_max_size: int = typer.Option(100_000, "--gallery-max-size", min=1, help="Most people kept in "
-                                             "--gallery (the least recently seen go first)."),
+        gallery_max_age: float = GALLERY_MAX_AGE_OPTION,
+        gallery_max_size: int = GALLERY_MAX_SIZE_OPTION,
     ) -> None:
         """Assign global identities to the tracklets every edge box publishes.
 

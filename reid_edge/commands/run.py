@@ -10,7 +10,7 @@ from typing import Any
 import typer
 
 from ..artifacts import DEFAULT_MODEL_SEARCH
-from ..cli_support import MultiValueCommand
+from ..cli_support import GALLERY_MAX_AGE_OPTION, GALLERY_MAX_SIZE_OPTION, MultiValueCommand
 from ..names import DEFAULT_DETECTOR, DEFAULT_MAX_DISTANCE, DETECTOR_CHOICES
 
 
@@ -90,10 +90,8 @@ def run_command(
     no_progress: bool = typer.Option(False, "--no-progress", help="No progress bars."),
     gallery: Path = typer.Option(None, "--gallery", help="SQLite identity gallery: people keep their id across "
                                  "runs and restarts (created when missing)."),
-    gallery_max_age: float = typer.Option(30.0, "--gallery-max-age", help="Days an unseen person stays in "
-                                          "--gallery."),
-    gallery_max_size: int = typer.Option(100_000, "--gallery-max-size", min=1, help="Most people kept in "
-                                         "--gallery (the least recently seen go first)."),
+    gallery_max_age: float = GALLERY_MAX_AGE_OPTION,
+    gallery_max_size: int = GALLERY_MAX_SIZE_OPTION,
     publish: str = typer.Option(None, "--publish", help="Camera fleet: redis://HOST:PORT/DB of the site's "
                                 "Redis; tracklets go to `reid-edge associate`, global ids come back."),
     edge_id: str = typer.Option(None, "--edge-id", help="This box's name in the fleet (default: host name)."),
