@@ -30,12 +30,13 @@ from .data.datasets import Sample
 
 
 def model_card_for(model: Any, height: int, width: int, lambda_g: float = 0.5,
-                   extra: dict[str, Any] | None = None) -> ModelCard:
+                   extra: dict[str, Any] | None = None, lambda_c: float = DEFAULT_LAMBDA_C) -> ModelCard:
     """The :class:`ModelCard` of an in-memory model built by ``build_model``."""
     cfg = model.config
     stripe_dim = int(getattr(cfg, "stripe_dim", cfg.embed_dim // cfg.num_stripes))
     return ModelCard(backbone=cfg.backbone, input_height=height, input_width=width, global_dim=cfg.embed_dim,
-                     num_stripes=cfg.num_stripes, stripe_dim=stripe_dim, lambda_g=lambda_g, extra=dict(extra or {}))
+                     num_stripes=cfg.num_stripes, stripe_dim=stripe_dim, lambda_g=lambda_g, lambda_c=lambda_c,
+                     extra=dict(extra or {}))
 
 
 def as_backend(backend_or_model: Any, card: ModelCard | None = None, device: str = "cpu") -> Backend:

@@ -41,6 +41,7 @@ import torch
 from reid_edge.artifacts import BEST_CHECKPOINT, LAST_CHECKPOINT
 from reid_edge.backends.torch_backend import TorchBackend, resolve_torch_device
 from reid_edge.errors import CheckpointError, ConfigError, DataError
+from reid_edge.names import IMPORTED_BACKBONES
 from reid_edge.io import atomic_open
 
 from .checkpoint import capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
@@ -213,7 +214,10 @@ class Trainer:
 
         self.model = build_model(cfg.backbone, cfg.num_stripes, cfg.embed_dim, cfg.last_stride,
                                  pretrained=None if resume else cfg.pretrained)
-        if cfg.pretrained is None:
+        if cfg.backbone in IMPORTED_BACKBONES:
+            if not resume:
+                self.log(f"starting from the packaged {cfg.backbone} (its weights and head; new stripe heads)")
+        elif cfg.pretrained is None:
             self.log("random initialization (no pretrained weights; pass --pretrained imagenet or a file)")
         elif not resume:
             report = getattr(self.model, "pretrained_report", None)
