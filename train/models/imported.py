@@ -35,7 +35,6 @@ from reid_edge.names import IMPORTED_BACKBONES
 from .heads import ModelConfig, ReIDModel, l2_normalize
 
 
-
 def _attrs(node: object) -> dict[str, object]:
     import onnx
 
@@ -274,7 +273,7 @@ def build_imported_model(name: str, config: ModelConfig, height: int = 256, widt
                           f"pass --height {in_h} --width {in_w}")
     if config.embed_dim != dim:
         raise ConfigError(f"{name} has a {dim}-d embedding; pass --embed-dim {dim} "
-                          f"(and --num-stripes dividing it)")
+                          f"(and --num-stripes dividing it; embed_dim in a --config)")
     if config.last_stride != 1:
         raise ConfigError(f"{name} has a fixed architecture; last_stride must be 1")
     backbone = ImportedBackbone(OnnxGraph(model, [entry], [feature]), channels)
