@@ -83,3 +83,21 @@ def test_train_from_intel_0288_changes_its_weights_and_resumes(tmp_path: Path) -
     # a resumed run rebuilds the same module and loads the checkpoint into it
     train(TrainConfig(**{**cfg.__dict__, "epochs": 2}), resume=True, show_progress=False)
     assert load_checkpoint(tmp_path / "run" / "last.pt")["epoch"] == 2
+
+
+def test_adapted_intel_0288_exports_with_a_dynamic_batch(tmp_path: Path) -> None:
+    import onnxruntime as ort
+
+    from reid_edge.deploy.export_onnx import export_onnx
+    from reid_edge.train.evaluate import model_card_for
+
+    model = build_model("intel-0288", num_stripes=8, embed_dim=256).eval()
+    path, _card = export_onnx(model, model_card_for(model, 256, 128), tmp_path / "m.onnx")
+    x = np.random.default_rng(0).standard_normal((3, 3, 256, 128)).astype(np.float32)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    g, s = session.run(None, {session.get_inputs()[0].name: x})
+    with torch.no_grad():
+        tg, ts = model(torch.from_numpy(x))
+    assert g.shape == (3, 256) and s.shape == (3, 8, 32)
+    assert (g * tg.numpy()).sum(axis=1).min() > 0.9999
+    assert np.abs(s - ts.numpy()).max() < 1e-4

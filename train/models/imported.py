@@ -72,13 +72,17 @@ def _pool(kind: str) -> Callable[..., Tensor]:
 def _reshape(x: Tensor, shape: Tensor, *, a: dict) -> Tensor:
     dims = [int(d) for d in shape.tolist()]
     if not a.get("allowzero", 0):  # 0 copies the input's dimension
-        dims = [int(x.shape[i]) if d == 0 else d for i, d in enumerate(dims)]
+        dims = [x.shape[i] if d == 0 else d for i, d in enumerate(dims)]  # symbolic under export
     return x.reshape(dims)
 
 
 def _layer_norm(x: Tensor, scale: Tensor, bias: Tensor | None = None, *, a: dict) -> Tensor:
     axis = int(a.get("axis", -1)) % x.dim()
-    return F.layer_norm(x, tuple(x.shape[axis:]), scale, bias, eps=float(a.get("epsilon", 1e-5)))
+    if axis == 0:
+        raise ConfigError("LayerNormalization over the batch axis is not supported by the importer")
+    # plain ints (never the batch dimension), so the ONNX export keeps a dynamic batch
+    shape = tuple(int(d) for d in x.shape[axis:])
+    return F.layer_norm(x, shape, scale, bias, eps=float(a.get("epsilon", 1e-5)))
 
 
 def _gemm(x: Tensor, w: Tensor, c: Tensor | None = None, *, a: dict) -> Tensor:
