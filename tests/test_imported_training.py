@@ -101,3 +101,14 @@ def test_adapted_intel_0288_exports_with_a_dynamic_batch(tmp_path: Path) -> None
     assert g.shape == (3, 256) and s.shape == (3, 8, 32)
     assert (g * tg.numpy()).sum(axis=1).min() > 0.9999
     assert np.abs(s - ts.numpy()).max() < 1e-4
+
+
+def test_train_cli_names_the_missing_flag_for_intel_0288(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from reid_edge.cli import main
+
+    data = _crops(tmp_path / "crops", n=8)
+    args = ["train", "--data", str(data), "--out", str(tmp_path / "run"), "--backbone", "intel-0288",
+            "--workers", "0", "--eval-every", "0"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "--embed-dim 256" in err and "Traceback" not in err
