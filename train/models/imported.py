@@ -3,8 +3,8 @@
 :class:`OnnxGraph` executes a slice of an ONNX graph with PyTorch operators; every float
 initializer becomes an ``nn.Parameter``, so the network trains like any in-tree backbone. It
 implements exactly the operators of the shipped Intel models (see :data:`OPS`) and fails loudly on
-any other, rather than converting approximately. ``onnx2torch`` was tried first: it needs a stub
-``torchvision`` module and its modules agreed with ONNX Runtime only to cosine 0.98.
+any other, rather than converting approximately (``onnx2torch`` needs a stub ``torchvision``
+module here, and its conversion of these graphs agreed with ONNX Runtime only to cosine 0.98).
 
 :func:`build_imported_model` cuts a packaged model (``intel-0288``) into the method's shape:
 
