@@ -57,3 +57,14 @@ def test_market_benchmark_refuses_data_without_a_test_split(tmp_path: Path,
     crops.mkdir(parents=True)
     assert main(["--out", str(tmp_path / "run")]) == 2
     assert "no data" in capsys.readouterr().err
+
+
+def test_reid_models_gallery_every_keeps_every_nth_gallery_crop(tmp_path: Path) -> None:
+    from benchmarks.reid_models import evaluate_model
+
+    data = tmp_path / "market"
+    generate_crops(data, ids=24, cameras=2, seed=1, height=32, width=16, per_camera=3)
+    full = evaluate_model("hsv", "synth", data, None, log=lambda _m: None)
+    half = evaluate_model("hsv", "synth", data, None, log=lambda _m: None, gallery_every=2)
+    assert half["num_gallery"] == (full["num_gallery"] + 1) // 2 and half["gallery_every"] == 2
+    assert half["num_query"] == full["num_query"]
