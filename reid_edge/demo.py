@@ -174,6 +174,8 @@ def run_demo(cfg: DemoConfig, log: Callable[[str], None] = print) -> DemoResult:
         test_cams = [str(site / "test" / f"cam{i}.mp4") for i in (1, 2)]
         names = ["cam1", "cam2"]
         gt_dir = site / "test"
+    # the cartoon figures of the synthetic site are found by motion; real footage gets the COCO detector
+    detector = "yolox" if cfg.real else "motion"
 
     def do_harvest() -> None:
         from .io import prepare_out_dir
@@ -181,7 +183,7 @@ def run_demo(cfg: DemoConfig, log: Callable[[str], None] = print) -> DemoResult:
 
         if crops.exists():
             shutil.rmtree(crops)
-        harvest(train_cams, prepare_out_dir(crops, overwrite=False), detector="motion", camera_names=names,
+        harvest(train_cams, prepare_out_dir(crops, overwrite=False), detector=detector, camera_names=names,
                 config=HarvestConfig(every=3, max_per_track=25), max_frames=cfg.max_frames)
 
     _stage(log, timings, "harvest (unlabeled crops from the site's cameras)", do_harvest)
@@ -203,7 +205,7 @@ def run_demo(cfg: DemoConfig, log: Callable[[str], None] = print) -> DemoResult:
 
             # no max_distance: the packaged model's card carries its own gate
             run_cameras(test_cams, mtmc_dir, export_dir / filename(INT8_CPU_ONNX), overwrite=True, device="cpu",
-                        camera_names=names, detector="motion", save_video=True, max_frames=cfg.max_frames,
+                        camera_names=names, detector=detector, save_video=True, max_frames=cfg.max_frames,
                         warn=_warn)
 
         _stage(log, timings, "run (two-camera pipeline, INT8 packaged model)", do_run_default)

@@ -33,3 +33,11 @@ class BackendError(ReidEdgeError):
 
 class PipelineError(ReidEdgeError):
     """The video pipeline cannot start (camera cannot be opened, bad detector, ...)."""
+
+
+class FleetError(ReidEdgeError):
+    """The fleet transport cannot start: bad broker URL, broker unreachable, edge/camera clash."""
+
+
+class GalleryError(ReidEdgeError):
+    """An identity gallery file that is corrupt, foreign or made for another model; never overwritten."""

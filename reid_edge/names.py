@@ -28,3 +28,9 @@ DEFAULT_LAMBDA_C = 0.05
 
 DEFAULT_MAX_DISTANCE = 1.0
 """The cross-camera match gate of the pipeline (combined distance, 0..2)."""
+
+DEFAULT_DETECTOR = "yolox"
+"""The person detector of every command that detects: the packaged YOLOX-Nano."""
+
+DETECTOR_CHOICES: tuple[str, ...] = ("yolox", "yolox:PATH.onnx", "yolo:PATH.onnx", "motion", "hog", "hog+motion")
+"""``--detector`` spellings (:func:`reid_edge.pipeline.detectors.make_detector`)."""

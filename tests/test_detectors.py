@@ -9,19 +9,12 @@ import numpy as np
 import pytest
 
 from reid_edge.errors import DataError, PipelineError
-from reid_edge.pipeline.detectors import (
-    HogDetector,
-    MotionDetector,
-    PrecomputedDetector,
-    YoloOnnxDetector,
-    decode_yolo,
-    find_detection_file,
-    letterbox,
-    make_detector,
-    merge_fragments,
-    nms,
-    read_mot_detections,
-)
+from reid_edge.pipeline.detectors import find_detection_file, letterbox, make_detector, nms
+from reid_edge.pipeline.detectors.hog import HogDetector
+from reid_edge.pipeline.detectors.motion import MotionDetector, merge_fragments
+from reid_edge.pipeline.detectors.precomputed import PrecomputedDetector
+from reid_edge.pipeline.detectors.yolo import YoloOnnxDetector, decode_yolo
+from reid_edge.pipeline.motfile import read_mot_detections
 
 
 def _const_model(path: Path, output: np.ndarray, size: int = 64) -> Path:

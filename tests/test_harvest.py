@@ -44,7 +44,7 @@ def test_harvest_scene_feeds_unlabeled_training(tmp_path: Path, capsys: pytest.C
     generate_scene(scene, cameras=2, people=4, seconds=12, seed=3)
     out = tmp_path / "crops"
     rc = main(["harvest", "--cameras", str(scene / "cam1.mp4"), str(scene / "cam2.mp4"), "--out", str(out),
-               "--every", "4", "--max-per-track", "6"])
+               "--every", "4", "--max-per-track", "6", "--detector", "motion"])
     assert rc == 0, capsys.readouterr().err
     with open(out / "manifest.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))

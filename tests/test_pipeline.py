@@ -14,7 +14,8 @@ import pytest
 from reid_edge.cli import main
 from reid_edge.errors import CheckpointError, PipelineError
 from reid_edge.pipeline.detectors import Detector
-from reid_edge.pipeline.mtmc_eval import evaluate_mtmc, read_mot
+from reid_edge.pipeline.motfile import read_mot_tracks as read_mot
+from reid_edge.pipeline.mtmc_eval import evaluate_mtmc
 from reid_edge.pipeline.outputs import ResultWriter
 from reid_edge.pipeline.runner import DEFAULT_MODEL_SEARCH, Pipeline, find_default_model, run_pipeline
 from reid_edge.pipeline.sources import FrameSource, default_camera_name, open_sources, source_kind

@@ -68,12 +68,13 @@ COLOURS = [(40, 40, 200), (40, 200, 40), (200, 40, 40), (40, 200, 200), (200, 40
 
 
 def make_scene(out: Path, people: int = 3, frames: int = 60, size: tuple[int, int] = (320, 240),
-               noise_seed: int = 0) -> dict[str, list[int]]:
+               noise_seed: int = 0, colours: list[int] | None = None) -> dict[str, list[int]]:
     """Write ``cam1.mp4``, ``cam2.mp4`` with ``*.gt.txt`` and noisy ``*.det.txt`` files.
 
     Person k (a solid coloured 24x60 box, distinct colour) walks across cam1 and then, 8 frames
     (0.8 s at 10 fps) after leaving it, across cam2 in the other direction; they enter
     staggered by ``frames // (2 * people)``.
+    ``colours``: the colour index of each person (default: person k wears colour k).
     Returns ``{camera: [person ids]}``.
     """
     rng = np.random.default_rng(noise_seed)
@@ -95,7 +96,8 @@ def make_scene(out: Path, people: int = 3, frames: int = 60, size: tuple[int, in
                 x = int(8 + frac * (w - 40)) if cam_i == 0 else int(w - 32 - frac * (w - 40))
                 y = 40 + 50 * k % (h - 100)
                 bw, bh = 24, 60
-                cv2.rectangle(img, (x, y), (x + bw - 1, y + bh - 1), COLOURS[k % len(COLOURS)], -1)
+                colour = COLOURS[(colours[k] if colours is not None else k) % len(COLOURS)]
+                cv2.rectangle(img, (x, y), (x + bw - 1, y + bh - 1), colour, -1)
                 gt_lines.append(f"{f},{k + 1},{x},{y},{bw},{bh},1,-1,-1,-1\n")
                 if rng.random() < 0.95:
                     jx, jy = rng.normal(0, 1.0, 2)
@@ -121,7 +123,7 @@ class GroundTruthOracle:
 
     def wrap(self, detector: object, gt_path: Path) -> object:
         from reid_edge.pipeline.detectors import Detector
-        from reid_edge.pipeline.mtmc_eval import read_mot
+        from reid_edge.pipeline.motfile import read_mot_tracks as read_mot
         from reid_edge.pipeline.tracker import iou_matrix
 
         gt = read_mot(gt_path, is_gt=True)

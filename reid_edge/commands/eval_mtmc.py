@@ -1,4 +1,4 @@
-"""``reid-edge eval-mtmc``: per-camera MOTA/IDF1 and cross-camera IDF1 of a ``run`` output."""
+"""``reid-edge eval-mtmc``: per-camera and cross-camera HOTA, MOTA and IDF1 of a ``run`` output."""
 
 from __future__ import annotations
 
@@ -7,25 +7,42 @@ from typing import Any
 
 import typer
 
+GROUPS = (
+    ("tracking (HOTA averaged over IoU 0.05-0.95; MOTA, IDF1 at IoU >= {iou:.2f})",
+     (("HOTA", "hota"), ("DetA", "deta"), ("AssA", "assa"), ("LocA", "loca"), ("MOTA", "mota"), ("IDF1", "idf1"))),
+    ("details (IoU >= {iou:.2f})",
+     (("IDP", "idp"), ("IDR", "idr"), ("recall", "recall"), ("precision", "precision"),
+      ("ID sw", "num_switches"), ("FP", "num_false_positives"), ("FN", "num_misses"))),
+)
+COUNTS = {"num_switches", "num_false_positives", "num_misses"}
 
-def _print(result: dict[str, Any]) -> None:
-    from rich.console import Console
-    from rich.table import Table
 
-    table = Table(title=f"multi-camera tracking (IoU >= {result['min_iou']:.2f})")
-    cols = ("MOTA", "IDF1", "IDP", "IDR", "recall", "precision", "ID sw", "FP", "FN")
-    keys = ("mota", "idf1", "idp", "idr", "recall", "precision",
-            "num_switches", "num_false_positives", "num_misses")
-    table.add_column("camera", no_wrap=True, min_width=12)
-    for c in cols:
-        table.add_column(c, justify="right")
+def _cell(value: float, count: bool) -> str:
+    if value != value:  # nan: no ground truth in that camera
+        return "-"
+    return str(int(value)) if count else f"{value:.3f}"
+
+
+def format_result(result: dict[str, Any]) -> str:
+    """The metrics as plain-text tables, every number in full at any terminal width.
+
+    Two tables of at most seven numeric columns each, so that both fit 80 columns with a camera
+    name of up to 20 characters (rich tables shrink numbers to "0.…" on narrow terminals).
+    """
     rows = [*result["cameras"].items(), ("cross-camera", result["cross_camera"])]
-    for name, m in rows:
-        table.add_row(name, *[f"{m[k]:.3f}" if isinstance(m[k], float) and k in keys[:6] else str(int(m[k]))
-                              for k in keys])
-    Console().print(table)
+    name_w = max(len(n) for n, _ in rows)
+    lines = []
+    for title, cols in GROUPS:
+        cells = [[_cell(m[k], k in COUNTS) for _, k in cols] for _, m in rows]
+        widths = [max(len(h), *(len(c[i]) for c in cells)) for i, (h, _) in enumerate(cols)]
+        lines.append(title.format(iou=result["min_iou"]))
+        lines.append("  ".join(["camera".ljust(name_w), *(h.rjust(w) for (h, _), w in zip(cols, widths))]))
+        for (name, _), c in zip(rows, cells):
+            lines.append("  ".join([name.ljust(name_w), *(v.rjust(w) for v, w in zip(c, widths))]))
+        lines.append("")
     if result["missing_predictions"]:
-        Console().print("no predictions for: " + ", ".join(result["missing_predictions"]))
+        lines.append("no predictions for: " + ", ".join(result["missing_predictions"]))
+    return "\n".join(lines).rstrip() + "\n"
 
 
 def register(app: typer.Typer) -> None:
@@ -37,7 +54,7 @@ def register(app: typer.Typer) -> None:
         json_out: Path = typer.Option(None, "--json", help="Also write the metrics as JSON."),
         min_iou: float = typer.Option(0.5, "--min-iou", help="IoU for a box to match."),
     ) -> None:
-        """Per-camera MOTA/IDF1 and cross-camera IDF1 (cameras concatenated, global ids).
+        """Per-camera and cross-camera HOTA (DetA, AssA, LocA), MOTA and IDF1 (cameras concatenated, global ids).
 
         Examples:
 
@@ -49,6 +66,6 @@ def register(app: typer.Typer) -> None:
         from ..pipeline.mtmc_eval import evaluate_mtmc
 
         result = evaluate_mtmc(pred, gt, min_iou=min_iou)
-        _print(result)
+        print(format_result(result), end="")
         if json_out is not None:
             atomic_write_json(json_out, result)

@@ -7,12 +7,16 @@ from pathlib import Path
 import typer
 
 from ..cli_support import MultiValueCommand
+from ..names import DEFAULT_DETECTOR, DETECTOR_CHOICES
 
 
 def harvest_command(
     cameras: list[str] = typer.Option(..., "--cameras", help="Video files, URLs, webcam indices or image folders."),
     out: Path = typer.Option(..., "--out", help="Output folder for the crops and manifest.csv."),
-    detector: str = typer.Option("motion", "--detector", help="motion | hog | hog+motion | yolo:PATH.onnx"),
+    detector: str = typer.Option(DEFAULT_DETECTOR, "--detector", help=", ".join(DETECTOR_CHOICES) + " (yolox: "
+                                 "the packaged YOLOX-Nano)."),
+    device: str = typer.Option("auto", "--device", help="Detector device: auto, cpu or cuda (an error without a "
+                               "GPU onnxruntime)."),
     detections: Path | None = typer.Option(None, "--detections", help="Folder of MOT det files per camera."),
     camera_names: list[str] = typer.Option([], "--camera-names", help="Names for the cameras (default: file stem)."),
     every: int = typer.Option(5, "--every", help="At most one crop every N frames per track."),
@@ -58,7 +62,7 @@ def harvest_command(
             if done % 10 == 0 or (total is not None and done >= total):
                 bar.update(tasks[camera], completed=done)
 
-        summary = harvest(cameras, out_dir, detector=detector, detections_dir=detections,
+        summary = harvest(cameras, out_dir, detector=detector, detections_dir=detections, device=device,
                           camera_names=camera_names or None, config=cfg, max_frames=max_frames,
                           skip_bad_cameras=skip_bad_cameras, progress=progress)
     table = Table(title=f"harvest -> {out_dir}")

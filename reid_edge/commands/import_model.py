@@ -36,8 +36,7 @@ def register(app: typer.Typer) -> None:
 
         Examples:
 
-          reid-edge import person-reidentification-retail-0288.onnx --name intel-0288 --input-size 256x128
-          --channel-order bgr --normalize inside --license Apache-2.0 --out intel-0288.onnx
+          reid-edge import intel-0288.onnx --name intel-0288 --channel-order bgr --normalize inside --out m.onnx
 
           reid-edge import osnet_x0_25.onnx --name osnet --normalize imagenet --out osnet.reid.onnx
         """

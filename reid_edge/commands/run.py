@@ -11,7 +11,7 @@ import typer
 
 from ..artifacts import DEFAULT_MODEL_SEARCH
 from ..cli_support import MultiValueCommand
-from ..names import DEFAULT_MAX_DISTANCE
+from ..names import DEFAULT_DETECTOR, DEFAULT_MAX_DISTANCE, DETECTOR_CHOICES
 
 
 def _print_summary(summary: dict[str, Any], out: Path) -> None:
@@ -48,6 +48,11 @@ def _print_summary(summary: dict[str, Any], out: Path) -> None:
     console.print(ids)
     if summary["transitions"]:
         console.print("transitions: " + ", ".join(f"{k}: {v}" for k, v in sorted(summary["transitions"].items())))
+    if "fleet" in summary:
+        f = summary["fleet"]
+        console.print(f"fleet: edge {f['edge_id']} (session {f['session']}), {f['messages_published']} messages "
+                      f"published, {f['decisions']} decisions, {f['undecided_tracklets']} tracklets undecided, "
+                      f"{f['outbox_left']} messages left in the outbox, {f['reconnects']} reconnects")
     console.print(f"{summary['embeddings']} crops embedded in {summary['embed_batches']} batches; "
                   f"wall {summary['wall_seconds']:.1f}s; outputs in {out}")
 
@@ -61,8 +66,10 @@ def run_command(
     model: Path = typer.Option(None, "--model", help="Checkpoint, ONNX (FP32/INT8), engine, or a packaged model's "
                                "name (default, intel-0288, intel-0277). Default: the first of "
                                + ", ".join(DEFAULT_MODEL_SEARCH) + ", else the packaged default (intel-0288)."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
-    detector: str = typer.Option("motion", "--detector", help="motion, hog, hog+motion or yolo:PATH.onnx."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda (re-ID model and ONNX detectors; cuda "
+                               "is an error where no GPU runtime is present)."),
+    detector: str = typer.Option(DEFAULT_DETECTOR, "--detector", help=", ".join(DETECTOR_CHOICES) + " (yolox: "
+                                 "the packaged YOLOX-Nano)."),
     detections: Path = typer.Option(None, "--detections", help="Folder of MOT det files <camera>.txt or "
                                     "<camera>.det.txt (replaces the detector)."),
     layout: Path = typer.Option(None, "--layout", help="Camera layout YAML (names, fps, transitions)."),
@@ -81,6 +88,21 @@ def run_command(
     skip_bad_cameras: bool = typer.Option(False, "--skip-bad-cameras", help="Go on without cameras that "
                                           "cannot be opened."),
     no_progress: bool = typer.Option(False, "--no-progress", help="No progress bars."),
+    gallery: Path = typer.Option(None, "--gallery", help="SQLite identity gallery: people keep their id across "
+                                 "runs and restarts (created when missing)."),
+    gallery_max_age: float = typer.Option(30.0, "--gallery-max-age", help="Days an unseen person stays in "
+                                          "--gallery."),
+    gallery_max_size: int = typer.Option(100_000, "--gallery-max-size", min=1, help="Most people kept in "
+                                         "--gallery (the least recently seen go first)."),
+    publish: str = typer.Option(None, "--publish", help="Camera fleet: redis://HOST:PORT/DB of the site's "
+                                "Redis; tracklets go to `reid-edge associate`, global ids come back."),
+    edge_id: str = typer.Option(None, "--edge-id", help="This box's name in the fleet (default: host name)."),
+    publish_buffer: Path = typer.Option(None, "--publish-buffer", help="On-disk outbox while Redis is away "
+                                        "(default: OUT/.fleet-outbox.sqlite; kept across restarts)."),
+    publish_buffer_mb: float = typer.Option(256.0, "--publish-buffer-mb", min=1.0, help="Outbox bound; "
+                                            "past it the oldest messages are dropped."),
+    decision_wait: float = typer.Option(120.0, "--decision-wait", min=0.0, help="Seconds to wait at the end "
+                                        "for the last global ids from the associator."),
 ) -> None:
     """Detect, track and re-identify people across cameras; write MOT/MTMC results.
 
@@ -92,8 +114,11 @@ def run_command(
 
       reid-edge run --cameras rtsp://10.0.0.5/live 0 --camera-names door hall --layout layout.yaml --save-video
 
+      reid-edge run --cameras door.mp4 hall.mp4 --publish redis://10.0.0.2:6379/0 --edge-id box1
+
     Outputs in --out: <camera>.txt (MOT rows, global ids), mtmc.txt (AI City format),
     events.jsonl (one line per tracklet), summary.json. Ctrl-C stops, flushes and prints the summary.
+    With --gallery the people seen are kept in an SQLite file and keep their ids in later runs.
     """
     from ..config import load_yaml
     from ..errors import ConfigError, PipelineError
@@ -111,10 +136,29 @@ def run_command(
         cameras = [str(c.source) for c in lay.cameras]
     if detections is not None and not detections.is_dir():
         raise ConfigError(f"--detections {detections} is not a folder")
+    if gallery_max_age <= 0:
+        raise ConfigError("--gallery-max-age must be > 0 (days)")
+    from ..pipeline.gallery import GalleryConfig
     if model is None:
         model = find_default_model()
         print(f"model: {model} (default; searched {', '.join(DEFAULT_MODEL_SEARCH)}, then the packaged "
               "model)", file=sys.stderr)
+
+    if publish is not None and gallery is not None:
+        raise ConfigError("--gallery with --publish: a fleet's gallery lives with the associator "
+                          "(reid-edge associate --gallery PATH)")
+    fleet = None
+    if publish is not None:
+        import socket
+
+        from ..fleet.edge import open_edge
+
+        # before the model and the cameras: a wrong URL is a one-line error right away
+        fleet = open_edge(publish, edge_id or socket.gethostname(),
+                          publish_buffer or Path(out) / ".fleet-outbox.sqlite", publish_buffer_mb,
+                          log=lambda msg: print(f"fleet: {msg}", file=sys.stderr))
+    elif edge_id is not None or publish_buffer is not None:
+        raise ConfigError("--edge-id and --publish-buffer need --publish")
 
     def warn(msg: str) -> None:
         print(f"warning: {msg}", file=sys.stderr)
@@ -139,7 +183,9 @@ def run_command(
             list(cameras), out, model, overwrite=overwrite, device=device, detector=detector,
             detections_dir=detections, camera_names=list(camera_names) if camera_names else None, layout=lay,
             config=cfg, max_frames=max_frames, save_video=save_video, show=show, skip_bad_cameras=skip_bad_cameras,
-            warn=warn, progress=progress_cb)
+            warn=warn, progress=progress_cb, gallery=gallery,
+            gallery_config=GalleryConfig(gallery_max_age * 86400.0, gallery_max_size), fleet=fleet,
+            fleet_wait_s=decision_wait)
     finally:
         if bar is not None:
             bar.stop()

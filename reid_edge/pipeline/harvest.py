@@ -30,7 +30,7 @@ import numpy as np
 
 from ..errors import ConfigError, PipelineError
 from ..io import atomic_write_bytes, atomic_write_json
-from .detectors import make_detector
+from .detectors import DEFAULT_DETECTOR, make_detector
 from .sources import open_sources
 from .tracker import ByteTracker, TrackerConfig
 
@@ -113,7 +113,7 @@ class HarvestSummary:
 def harvest(
     cameras: list[str],
     out_dir: str | Path,
-    detector: str = "motion",
+    detector: str = DEFAULT_DETECTOR,
     detections_dir: str | Path | None = None,
     camera_names: list[str] | None = None,
     config: HarvestConfig | None = None,
@@ -121,12 +121,13 @@ def harvest(
     max_frames: int | None = None,
     skip_bad_cameras: bool = False,
     progress: Callable[[str, int, int | None], None] | None = None,
+    device: str = "auto",
 ) -> HarvestSummary:
     """Detect, track and save quality-filtered crops of every camera into ``out_dir``.
 
     Args:
         cameras: video files, URLs, webcam indices or image folders.
-        detector: a ``--detector`` spelling (``motion``, ``hog``, ``hog+motion``, ``yolo:PATH``).
+        detector: a ``--detector`` spelling (``yolox``, ``yolox:PATH``, ``yolo:PATH``, ``motion``, ``hog``, ...).
         detections_dir: precomputed MOT detections per camera (overrides ``detector``).
         progress: called as ``progress(camera, frames_done, frames_total)``.
     Returns:
@@ -144,7 +145,7 @@ def harvest(
         writer.writerow(["path", "camera", "tracklet", "frame"])
         handle.flush()
         for src in sources:
-            det = make_detector(detector, src.name, detections_dir)
+            det = make_detector(detector, src.name, detections_dir, device=device)
             tracker = ByteTracker(tracker_config)
             cam_dir = out / src.name
             cam_dir.mkdir(parents=True, exist_ok=True)

@@ -1,6 +1,7 @@
-"""Multi-camera tracking evaluation with motmetrics: per-camera MOTA/IDF1 and cross-camera IDF1.
+"""Multi-camera tracking evaluation: per-camera and cross-camera HOTA (:mod:`.hota`) and MOTA/IDF1 (motmetrics).
 
-Cross-camera IDF1 follows the usual MTMC protocol (DukeMTMC, AI City): every camera's frames
+HOTA is threshold-free (averaged over IoU 0.05-0.95); the CLEAR-MOT/ID metrics use one IoU gate.
+Cross-camera IDF1 and HOTA follow the usual MTMC protocol (DukeMTMC, AI City): every camera's frames
 are concatenated into one long sequence with per-camera frame offsets, and ids are global on
 both sides, so a person who keeps one id across cameras is counted as one identity match.
 Boxes match at IoU >= 0.5.
@@ -17,6 +18,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import DataError
+from .hota import hota
+from .motfile import Tracks, read_mot_tracks
 from .tracker import iou_matrix
 
 METRICS = ("mota", "motp", "idf1", "idp", "idr", "precision", "recall", "num_switches",
@@ -29,41 +32,6 @@ def iou_distance(gt_boxes: np.ndarray, pred_boxes: np.ndarray, min_iou: float = 
     d = 1.0 - iou_matrix(gt_boxes, pred_boxes)
     d[d > 1.0 - min_iou] = np.nan
     return d
-
-
-def read_mot(path: str | Path, is_gt: bool = False) -> dict[int, tuple[np.ndarray, np.ndarray]]:
-    """Read a MOT file into ``{frame: (ids [N], boxes [N, 4])}``.
-
-    For ground truth, rows whose 7th column (consider flag) is 0 are dropped.
-
-    Raises:
-        DataError: unreadable file or malformed row.
-    """
-    p = Path(path)
-    try:
-        text = p.read_text()
-    except OSError as exc:
-        raise DataError(f"cannot read {p}: {exc.strerror or exc}") from None
-    rows: dict[int, list[list[float]]] = {}
-    for n, line in enumerate(text.splitlines(), 1):
-        line = line.strip()
-        if not line:
-            continue
-        parts = [q for q in (line.split(",") if "," in line else line.split()) if q.strip() != ""]
-        try:
-            vals = [float(q) for q in parts[:7]]
-        except ValueError:
-            raise DataError(f"{p}:{n}: not a MOT row: {line[:60]!r}") from None
-        if len(vals) < 6:
-            raise DataError(f"{p}:{n}: a MOT row needs >= 6 values, got {len(vals)}")
-        if is_gt and len(vals) >= 7 and vals[6] == 0:
-            continue
-        rows.setdefault(int(vals[0]), []).append(vals[1:6])
-    out = {}
-    for f, v in rows.items():
-        a = np.array(v, dtype=np.float64).reshape(-1, 5)
-        out[f] = (a[:, 0].astype(np.int64), a[:, 1:5])
-    return out
 
 
 def find_gt_files(gt_dir: str | Path) -> dict[str, Path]:
@@ -88,8 +56,8 @@ def find_pred_files(pred_dir: str | Path) -> dict[str, Path]:
             if p.name not in SKIP_FILES and not p.name.endswith((".gt.txt", ".det.txt"))}
 
 
-def _accumulate(accs: list[tuple[Any, int]], gt: dict[int, tuple[np.ndarray, np.ndarray]],
-                pred: dict[int, tuple[np.ndarray, np.ndarray]], min_iou: float) -> int:
+def _accumulate(accs: list[tuple[Any, int]], gt: Tracks,
+                pred: Tracks, min_iou: float) -> int:
     """Feed every frame to each ``(accumulator, frame-id offset)``; the IoU matrix is computed once
     per frame (motmetrics copies it). Returns the last frame number."""
     empty = (np.zeros(0, np.int64), np.zeros((0, 4)))
@@ -115,12 +83,17 @@ def _metrics(accs: list[Any], names: list[str]) -> dict[str, dict[str, float]]:
     return out
 
 
+def _hota_keys(m: dict[str, float]) -> dict[str, float]:
+    return {"hota": m["HOTA"], "deta": m["DetA"], "assa": m["AssA"], "loca": m["LocA"]}
+
+
 def evaluate_mtmc(pred_dir: str | Path, gt_dir: str | Path, min_iou: float = 0.5) -> dict[str, Any]:
     """Per-camera and cross-camera metrics of a pipeline output folder against ground truth.
 
     Returns:
         ``{"cameras": {cam: metrics}, "cross_camera": metrics, "missing_predictions": [...]}``;
-        metrics hold MOTA, MOTP, IDF1, IDP, IDR, precision, recall, switches, FP, misses.
+        metrics hold HOTA, DetA, AssA, LocA (over IoU thresholds 0.05-0.95, see :mod:`.hota`) and,
+        at ``min_iou``, MOTA, MOTP, IDF1, IDP, IDR, precision, recall, switches, FP, misses.
     Raises:
         DataError: a folder is missing, holds no ground truth, or no camera has predictions.
     """
@@ -134,14 +107,23 @@ def evaluate_mtmc(pred_dir: str | Path, gt_dir: str | Path, min_iou: float = 0.5
     missing = [c for c in gts if c not in preds]
     per_cam_accs, cross = [], mm.MOTAccumulator(auto_id=False)
     offset = 0
+    hotas: dict[str, dict[str, float]] = {}
+    cross_gt: Tracks = {}
+    cross_pred: Tracks = {}
     for cam in gts:
-        gt = read_mot(gts[cam], is_gt=True)
-        pred = read_mot(preds[cam]) if cam in preds else {}
+        gt = read_mot_tracks(gts[cam], is_gt=True)
+        pred = read_mot_tracks(preds[cam]) if cam in preds else {}
         acc = mm.MOTAccumulator(auto_id=False)
         last = _accumulate([(acc, 0), (cross, offset)], gt, pred, min_iou)
         per_cam_accs.append(acc)
+        hotas[cam] = hota(gt, pred)
+        cross_gt.update({f + offset: v for f, v in gt.items()})
+        cross_pred.update({f + offset: v for f, v in pred.items()})
         offset += last + 1
     names = list(gts)
     per_cam = _metrics(per_cam_accs, names)
+    for cam in names:
+        per_cam[cam].update(_hota_keys(hotas[cam]))
     cross_m = _metrics([cross], ["cross_camera"])["cross_camera"]
+    cross_m.update(_hota_keys(hota(cross_gt, cross_pred)))
     return {"cameras": per_cam, "cross_camera": cross_m, "missing_predictions": missing, "min_iou": min_iou}

@@ -16,16 +16,9 @@ from pathlib import Path
 from typing import IO, Any
 
 from ..io import atomic_write_json
+from .motfile import mot_line, mtmc_line
 
 Row = tuple[int, float, float, float, float, float]  # frame, x, y, w, h, conf
-
-
-def mot_line(frame: int, gid: int, x: float, y: float, w: float, h: float, conf: float) -> str:
-    return f"{frame},{gid},{x:.2f},{y:.2f},{w:.2f},{h:.2f},{conf:.3f},-1,-1,-1\n"
-
-
-def mtmc_line(camera_id: int, gid: int, frame: int, x: float, y: float, w: float, h: float) -> str:
-    return f"{camera_id} {gid} {frame} {int(round(x))} {int(round(y))} {int(round(w))} {int(round(h))} -1 -1\n"
 
 
 class ResultWriter:

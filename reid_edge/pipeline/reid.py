@@ -142,6 +142,10 @@ class Appearance:
         self.weight += other.weight
         self.count += other.count
 
+    def sums(self) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """Copies of the weighted sums (global ``[D]``, stripes ``[S, d]``): what identities pool."""
+        return (None if self._g is None else self._g.copy(), None if self._s is None else self._s.copy())
+
     @property
     def empty(self) -> bool:
         return self._g is None

@@ -24,13 +24,16 @@ import numpy as np
 from ..artifacts import DEFAULT_MODEL_SEARCH
 from ..backends.base import Backend
 from ..errors import CheckpointError, PipelineError
-from .associate import AssociationConfig, IdentityView, Interval, Query, match_tracklets, resolve_gate
+from ..names import DEFAULT_DETECTOR
+from .associate import AssociationConfig, Associator, TrackletEvent, readiness, resolve_gate
 from .detectors import Detector
 from .layout import CameraLayout
 from .outputs import ResultWriter, Row, annotate
 from .reid import Appearance, EmbedState, ReidConfig, box_quality, schedule
 from .sources import FrameSource
 from .tracker import ByteTracker, Track, TrackerConfig
+
+GALLERY_FLUSH_S = 5.0  # how often appearance refinements of known people reach --gallery
 
 STAGES = ("decode", "detect", "track", "embed", "associate", "output")
 
@@ -92,6 +95,7 @@ class Tracklet:
     decided_frame: int | None = None
     distance: float | None = None
     finished: bool = False
+    sent: tuple[int, float, bool] | None = None  # what the associator last heard of it
 
     @property
     def first_frame(self) -> int:
@@ -123,7 +127,11 @@ class Pipeline:
     def __init__(self, sources: list[FrameSource], detectors: list[Detector], backend: Backend, writer: ResultWriter,
                  config: PipelineConfig | None = None, layout: CameraLayout | None = None,
                  video_dir: str | Path | None = None, show: bool = False,
-                 progress: Callable[[str, int, int | None], None] | None = None) -> None:
+                 progress: Callable[[str, int, int | None], None] | None = None,
+                 gallery: Any = None, fleet: Any = None, fleet_wait_s: float = 120.0) -> None:
+        """``fleet``: a :class:`~reid_edge.fleet.edge.RemoteAssociator` when a central associator
+        decides (``run --publish``); its decisions arrive some steps later, and at the end the
+        run waits up to ``fleet_wait_s`` for the last ones."""
         if len(sources) != len(detectors):
             raise PipelineError("one detector per camera is needed")
         self.config = config or PipelineConfig()
@@ -139,14 +147,23 @@ class Pipeline:
         self.lambda_g = float(lam if lam is not None else getattr(card, "lambda_g", 0.5))
         self.max_distance, self.max_distance_source = resolve_gate(self.config.association.max_distance, card)
         self.global_dim = int(getattr(card, "global_dim", 1))
-        self.identities: dict[int, list[Tracklet]] = {}
-        self.next_gid = 1
+        self.fleet = fleet
+        self.fleet_wait_s = fleet_wait_s
+        self.associator: Any = fleet if fleet is not None else Associator(
+            self.config.association, self.lambda_g, self.global_dim, layout, gallery, max_distance=self.max_distance)
+        if fleet is not None:
+            fleet.start(self.lambda_g, self.global_dim, card, self.max_distance)
+        self._submitted: dict[str, tuple[CameraState, Tracklet]] = {}  # event id -> tracklet awaiting its id
+        self._clock = 0.0
+        self._flushed = time.perf_counter()
         self.timers = dict.fromkeys(STAGES, 0.0)
         self.embeddings = 0
         self.embed_batches = 0
         self.dropped_tracklets = 0
         self.interrupted = False
         self.wall_s = 0.0
+        # (camera index, box) -> (global, stripes) embedded this step by a tracker, reused by _embed
+        self._frame_embeddings: dict[tuple[int, tuple[float, ...]], tuple[np.ndarray, np.ndarray | None]] = {}
         self._start = time.perf_counter()
 
     # -- per-step work ------------------------------------------------------------------------------
@@ -169,7 +186,19 @@ class Pipeline:
     def _time_of(self, cam: CameraState, frame: int) -> float:
         return (frame - 1) / cam.source.fps
 
-    def _step_camera(self, cam: CameraState, max_frames: int | None) -> tuple[Any, list[Track]] | None:
+    def _embed_boxes(self, ci: int, image: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+        """The tracker's on-demand embeddings of this frame's boxes (kept for the scheduler's reuse)."""
+        t0 = time.perf_counter()
+        emb = self.backend.embed([crop_box(image, b) for b in boxes], batch_size=self.config.reid.batch_size)
+        self.embeddings += len(boxes)
+        self.embed_batches += 1
+        for i, b in enumerate(boxes):
+            stripes = emb.stripes[i] if emb.stripes is not None and emb.stripes.size else None
+            self._frame_embeddings[(ci, tuple(float(v) for v in b[:4]))] = (emb.global_[i], stripes)
+        self._tic("embed", t0)
+        return np.asarray(emb.global_, dtype=np.float64)
+
+    def _step_camera(self, ci: int, cam: CameraState, max_frames: int | None) -> tuple[Any, list[Track]] | None:
         t0 = time.perf_counter()
         frame = None
         if max_frames is None or cam.frames < max_frames:
@@ -186,7 +215,10 @@ class Pipeline:
         cam.next_time = frame.index / cam.source.fps
         dets = cam.detector.detect(frame.image, frame.index)
         t0 = self._tic("detect", t0)
-        active, finished = cam.tracker.update(dets, frame=frame.index)
+        embed_s = self.timers["embed"]
+        active, finished = cam.tracker.update(dets, frame=frame.index,
+                                              embed=lambda boxes: self._embed_boxes(ci, frame.image, boxes))
+        t0 += self.timers["embed"] - embed_s  # the tracker's on-demand embeddings count as embed time
         cam.frames += 1  # counted once fully processed (an interrupt in detect leaves it out)
         now = frame.time_s
         for tr in active:
@@ -236,14 +268,14 @@ class Pipeline:
         chosen = schedule(candidates, frame_of, cfg)
         crops: list[np.ndarray] = []
         owners: list[tuple[Tracklet, float, int]] = []
+        momentum = self.config.tracker.appearance_momentum
         for chosen_key in chosen:
             frame, tl, box, q = info[chosen_key]
-            h, w = frame.image.shape[:2]
-            x1, y1 = max(0, int(box[0])), max(0, int(box[1]))
-            x2, y2 = min(w, int(np.ceil(box[0] + box[2]))), min(h, int(np.ceil(box[1] + box[3])))
-            if x2 - x1 < 4 or y2 - y1 < 4:
+            done = self._frame_embeddings.get((chosen_key[0], tuple(float(v) for v in box[:4])))
+            if done is not None:  # the tracker embedded this box already (and folded it into its track)
+                self._record(tl, done[0], done[1], q, frame.index)
                 continue
-            crops.append(np.ascontiguousarray(frame.image[y1:y2, x1:x2]))
+            crops.append(crop_box(frame.image, box))
             owners.append((tl, q, frame.index))
         if crops:
             emb = self.backend.embed(crops, batch_size=cfg.batch_size)
@@ -251,23 +283,21 @@ class Pipeline:
             self.embed_batches += 1
             for i, (tl, q, fidx) in enumerate(owners):
                 stripes = emb.stripes[i] if emb.stripes is not None and emb.stripes.size else None
-                tl.appearance.add(emb.global_[i], stripes, q)
-                tl.embed.count += 1
-                tl.embed.last_frame = fidx
-                tl.embed.best_quality = max(tl.embed.best_quality, q)
+                self._record(tl, emb.global_[i], stripes, q, fidx)
+                tl.track.add_appearance(emb.global_[i], momentum)
         self._tic("embed", t0)
 
-    def _identity_views(self) -> list[IdentityView]:
-        views = []
-        for gid, members in self.identities.items():
-            app = Appearance()
-            for m in members:
-                app.merge(m.appearance)
-            g = app.global_.astype(np.float64) if not app.empty else np.full(self.global_dim, np.nan)
-            s = app.stripes.astype(np.float64) if (not app.empty and app.stripes is not None) else None
-            views.append(IdentityView(gid, g, s, [Interval(m.camera, m.start_s, m.end_s) for m in members],
-                                      float(len(members))))
-        return views
+    @staticmethod
+    def _record(tl: Tracklet, global_: np.ndarray, stripes: np.ndarray | None, quality: float, frame: int) -> None:
+        tl.appearance.add(global_, stripes, quality)
+        tl.embed.count += 1
+        tl.embed.last_frame = frame
+        tl.embed.best_quality = max(tl.embed.best_quality, quality)
+
+    def _tracklet_event(self, tl: Tracklet) -> TrackletEvent:
+        g, st = tl.appearance.sums()
+        return TrackletEvent(f"{tl.camera}/{tl.track.track_id}", tl.camera, tl.start_s, tl.end_s, g, st,
+                             tl.appearance.weight, tl.finished)
 
     def _associate(self, final: bool = False) -> None:
         t0 = time.perf_counter()
@@ -277,36 +307,54 @@ class Pipeline:
             for tid in list(cam.tracklets):
                 tl = cam.tracklets[tid]
                 self._take_rows(tl)
-                if tl.gid is not None:
+                if tl.sent is not None:  # submitted: decided, or (fleet) awaiting the decision
+                    # the identity's appearance and intervals follow its tracklets as they go on
+                    version = (tl.appearance.count, tl.end_s, tl.finished)
+                    if version != tl.sent:
+                        self.associator.update(self._tracklet_event(tl))
+                        tl.sent = version
                     continue
-                if tl.finished or final:
-                    if tl.rows < acfg.min_tracklet_frames:
-                        self.dropped_tracklets += 1
-                        del cam.tracklets[tid]
-                        continue
-                    ready.append((cam, tl))
-                elif tl.end_s - tl.start_s >= acfg.decide_after_s and tl.appearance.count > 0:
+                state = readiness(tl.end_s - tl.start_s, tl.appearance.count, tl.rows, tl.finished or final, acfg)
+                if state == "drop":
+                    self.dropped_tracklets += 1
+                    del cam.tracklets[tid]
+                elif state == "decide":
                     ready.append((cam, tl))
         if ready:
-            queries = [Query(Interval(tl.camera, tl.start_s, tl.end_s),
-                             None if tl.appearance.empty else tl.appearance.global_.astype(np.float64),
-                             None if tl.appearance.stripes is None else tl.appearance.stripes.astype(np.float64))
-                       for _, tl in ready]
-            gids, dists, _ = match_tracklets(queries, self._identity_views(), self.next_gid, self.max_distance,
-                                             self.lambda_g, self.layout)
-            for (cam, tl), gid, d in zip(ready, gids, dists):
-                tl.gid = gid
-                tl.distance = d
+            events = [self._tracklet_event(tl) for _, tl in ready]
+            for (cam, tl), ev in zip(ready, events):
                 tl.decided_frame = cam.frame_index
-                self.identities.setdefault(gid, []).append(tl)
-                self.next_gid = max(self.next_gid, gid + 1)
-                if tl.pending:
-                    self.writer.write_rows(tl.camera, gid, tl.pending)
-                    tl.pending = []
+                tl.sent = (tl.appearance.count, tl.end_s, tl.finished)
+                self._submitted[ev.event_id] = (cam, tl)
+            for dec in self.associator.decide(events):
+                self._apply(dec)
+        if self.fleet is not None:
+            self.fleet.end_step(self._clock)
+            for dec in self.fleet.poll():
+                self._apply(dec)
+        self._emit_finished()
+        gallery = getattr(self.associator, "gallery", None)  # a fleet edge has none: the associator keeps it
+        if gallery is not None and (final or time.perf_counter() - self._flushed > GALLERY_FLUSH_S):
+            self.associator.flush()  # appearance refinements; decisions are committed as they are made
+            self._flushed = time.perf_counter()
+        self._tic("associate", t0)
+
+    def _apply(self, dec: Any) -> None:
+        """A tracklet's global id is decided: its buffered rows go out."""
+        hit = self._submitted.pop(dec.event_id, None)
+        if hit is None:
+            return
+        _, tl = hit
+        tl.gid = dec.global_id
+        tl.distance = dec.distance
+        if tl.pending:
+            self.writer.write_rows(tl.camera, tl.gid, tl.pending)
+            tl.pending = []
+
+    def _emit_finished(self) -> None:
         for cam in self.cams:
             for tid in [t for t, tl in cam.tracklets.items() if tl.finished and tl.gid is not None]:
                 self._event(cam, cam.tracklets.pop(tid))
-        self._tic("associate", t0)
 
     def _event(self, cam: CameraState, tl: Tracklet) -> None:
         self.writer.write_event({
@@ -360,14 +408,16 @@ class Pipeline:
                 if not live:
                     break
                 clock = min(c.next_time for c in live)
+                self._clock = clock
                 stepped: dict[int, tuple[Any, list[Track]]] = {}
                 for ci, cam in enumerate(self.cams):
                     if cam.done or cam.next_time > clock + 1e-6:
                         continue
-                    res = self._step_camera(cam, max_frames)
+                    res = self._step_camera(ci, cam, max_frames)
                     if res is not None:
                         stepped[ci] = res
                 self._embed(stepped)
+                self._frame_embeddings.clear()
                 self._associate()
                 if self.video_dir is not None or self.show:
                     t0 = time.perf_counter()
@@ -387,6 +437,10 @@ class Pipeline:
             for tr in cam.tracker.finish_all():
                 self._finish(cam, tr)
         self._associate(final=True)
+        if self.fleet is not None:
+            for dec in self.fleet.finish(self._clock, self.fleet_wait_s):
+                self._apply(dec)
+            self._emit_finished()
         for cam in self.cams:
             if cam.video is not None:
                 cam.video.release()
@@ -404,8 +458,9 @@ class Pipeline:
         """Identities, cameras per identity, transitions, per-stage time and frames/s."""
         identities: list[dict[str, Any]] = []
         transitions: dict[str, int] = {}
-        for gid in sorted(self.identities):
-            members = sorted(self.identities[gid], key=lambda m: m.start_s)
+        known = self.associator.identities
+        for gid in sorted(g for g, ivs in known.items() if ivs):
+            members = sorted(known[gid], key=lambda m: m.start_s)
             cams = sorted({m.camera for m in members})
             for a, b in zip(members, members[1:]):
                 if a.camera != b.camera:
@@ -442,6 +497,7 @@ class Pipeline:
             "lambda_g": self.lambda_g,
             "max_distance": self.max_distance,
             "max_distance_source": self.max_distance_source,
+            **({"fleet": self.fleet.stats()} if self.fleet is not None else {}),
             "config": {
                 "tracker": _asdict(self.config.tracker), "reid": _asdict(self.config.reid),
                 "association": _asdict(self.config.association),
@@ -449,21 +505,37 @@ class Pipeline:
         }
 
 
+def crop_box(image: np.ndarray, box: np.ndarray, min_size: int = 4) -> np.ndarray:
+    """The pixels of box ``x, y, w, h`` (clipped to the image, at least ``min_size`` px each way)."""
+    h, w = image.shape[:2]
+    x1 = int(np.clip(np.floor(box[0]), 0, max(w - min_size, 0)))
+    y1 = int(np.clip(np.floor(box[1]), 0, max(h - min_size, 0)))
+    x2 = int(np.clip(np.ceil(box[0] + box[2]), x1 + min_size, w))
+    y2 = int(np.clip(np.ceil(box[1] + box[3]), y1 + min_size, h))
+    return np.ascontiguousarray(image[y1:y2, x1:x2])
+
+
 def _asdict(obj: Any) -> dict[str, Any]:
     return dataclasses.asdict(obj)
 
 
-def run_pipeline(cameras: list[str], out_dir: str | Path, backend: Backend, detector: str = "motion",
+def run_pipeline(cameras: list[str], out_dir: str | Path, backend: Backend, detector: str = DEFAULT_DETECTOR,
                  detections_dir: str | Path | None = None, camera_names: list[str] | None = None,
                  layout: CameraLayout | None = None, config: PipelineConfig | None = None,
                  max_frames: int | None = None, save_video: bool = False, show: bool = False,
                  skip_bad_cameras: bool = False, device: str = "auto",
                  warn: Callable[[str], None] | None = None,
-                 progress: Callable[[str, int, int | None], None] | None = None) -> dict[str, Any]:
+                 progress: Callable[[str, int, int | None], None] | None = None,
+                 gallery: Any = None, fleet: Callable[[list[FrameSource]], Any] | None = None,
+                 fleet_wait_s: float = 120.0) -> dict[str, Any]:
     """Library entry: open cameras, build detectors, run, return the summary.
 
-    ``out_dir`` must exist (the CLI prepares it). Raises :class:`PipelineError` for cameras
+    ``out_dir`` must exist (the CLI prepares it). ``gallery``: an open
+    :class:`~.gallery.IdentityGallery` whose people keep their ids (the caller closes it).
+    Raises :class:`PipelineError` for cameras
     that cannot be opened (unless ``skip_bad_cameras``) and bad detector settings.
+    ``fleet``: builds the edge's link to a central associator from the opened cameras
+    (:func:`reid_edge.fleet.edge.open_edge`); it is closed when the run ends.
     """
     from .detectors import make_detector
     from .sources import open_sources
@@ -479,27 +551,53 @@ def run_pipeline(cameras: list[str], out_dir: str | Path, backend: Backend, dete
             s.close()
         raise
     out = Path(out_dir)
-    with ResultWriter(out, [(s.name, s.camera_id) for s in sources]) as writer:
-        pipe = Pipeline(sources, detectors, backend, writer, config, layout,
-                        video_dir=out if save_video else None, show=show, progress=progress)
-        return pipe.run(max_frames=max_frames)
+    try:
+        remote = fleet(sources) if fleet is not None else None
+    except BaseException:
+        for s in sources:
+            s.close()
+        raise
+    try:
+        with ResultWriter(out, [(s.name, s.camera_id) for s in sources]) as writer:
+            pipe = Pipeline(sources, detectors, backend, writer, config, layout,
+                            video_dir=out if save_video else None, show=show, progress=progress, gallery=gallery,
+                            fleet=remote, fleet_wait_s=fleet_wait_s)
+            return pipe.run(max_frames=max_frames)
+    finally:
+        if remote is not None:
+            remote.close()
 
 
 def run_cameras(cameras: list[str], out_dir: str | Path, model: str | Path, *, overwrite: bool = False,
-                device: str = "auto", **options: Any) -> dict[str, Any]:
+                device: str = "auto", gallery: str | Path | None = None, gallery_config: Any = None,
+                **options: Any) -> dict[str, Any]:
     """``reid-edge run`` as a function: prepare ``out_dir``, open ``model``, :func:`run_pipeline`, close.
 
     Args:
         model: checkpoint, ONNX model or engine (its format is read from the content), or a packaged
             model's name (:func:`reid_edge.models.resolve`).
+        gallery: an SQLite identity gallery file (:mod:`.gallery`; created when missing) whose
+            people keep their ids; ``gallery_config`` its :class:`~.gallery.GalleryConfig`.
         options: the other keyword arguments of :func:`run_pipeline`.
     Raises:
         ConfigError: ``out_dir`` is not empty and ``overwrite`` is off; see :func:`run_pipeline`.
+        GalleryError: the gallery file is not a gallery, is corrupt, or was built with another model.
     """
     from ..io import prepare_out_dir
     from ..models import load_model
 
     with load_model(model, device=device) as backend:
-        out = prepare_out_dir(out_dir, overwrite=overwrite)
-        return run_pipeline(list(cameras), out, backend, device=device, **options)
+        store = None
+        if gallery is not None:
+            from .gallery import GalleryConfig, IdentityGallery, model_key
+
+            card = getattr(backend, "card", None)
+            store = IdentityGallery(gallery, int(getattr(card, "global_dim", 1)), model_key(card),
+                                    gallery_config or GalleryConfig())
+        try:
+            out = prepare_out_dir(out_dir, overwrite=overwrite)
+            return run_pipeline(list(cameras), out, backend, device=device, gallery=store, **options)
+        finally:
+            if store is not None:
+                store.close()
 

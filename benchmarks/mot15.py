@@ -1,0 +1,129 @@
+"""Detection and tracking on real footage with ground truth: MOT15 PETS09-S2L1 and TUD-Stadtmitte.
+
+For each sequence and detector, runs the whole ``reid-edge run`` pipeline (one camera, the
+packaged re-ID model unless ``--model``) and scores it with ``eval-mtmc``'s metrics (HOTA,
+MOTA, IDF1, ID switches) against the MOTChallenge ground truth, plus the frames/s of the run::
+
+    python -m benchmarks.mot15                                  # all four detectors, both sequences
+    python -m benchmarks.mot15 --detectors yolox yolox-int8 --json runs/mot15.json
+
+Detectors: ``motion``, ``hog``, ``yolox`` (the packaged YOLOX-Nano, FP32) and ``yolox-int8``
+(its ``int8-qdq-cpu`` encoding from ``reid-edge export-detector``, calibrated without labels on
+the first half of the same sequence's video, as a site would calibrate on its own footage).
+PETS09-S2L1's ground truth is at 768x576 and its video at 480x360: boxes are scaled by 480/768.
+Needs ``../shared/data`` (``--data``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+# name -> (video, gt, gt scale to the video's pixels)
+SEQUENCES = {
+    "PETS09-S2L1": ("videos/pets2009_s2l1_view1.avi", "mot15/PETS09-S2L1/gt/gt.txt", 480 / 768),
+    "TUD-Stadtmitte": ("mot15/TUD-Stadtmitte/TUD-Stadtmitte.mp4", "mot15/TUD-Stadtmitte/gt/gt.txt", 1.0),
+}
+DETECTORS = ("motion", "hog", "yolox", "yolox-int8")
+
+
+def write_scaled_gt(gt: Path, scale: float, out: Path, max_frames: int | None) -> None:
+    """A copy of a MOT gt file with boxes scaled to the video (and cut at ``max_frames``)."""
+    from reid_edge.pipeline.motfile import read_mot_rows
+
+    rows = read_mot_rows(gt)
+    if max_frames is not None:
+        rows = rows[rows[:, 0] <= max_frames]
+    rows[:, 2:6] *= scale
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("".join(f"{int(r[0])},{int(r[1])},{r[2]:.2f},{r[3]:.2f},{r[4]:.2f},{r[5]:.2f},{int(r[6])},-1,-1,-1\n"
+                           for r in rows))
+
+
+def int8_detector(video: Path, gt: Path, scale: float, work: Path) -> tuple[str, dict[str, Any]]:
+    """``yolox:<int8-qdq-cpu file>`` calibrated on ``video``, and the export report."""
+    from reid_edge.calibration.detector import DetectorExportConfig, export_detector
+
+    res = export_detector(DetectorExportConfig(videos=(str(video),), out=work, gt=(str(gt),), gt_scale=(scale,)),
+                          log=lambda msg: print(f"  {msg}", file=sys.stderr))
+    return f"yolox:{res.files['int8-qdq-cpu']}", res.report
+
+
+def run_one(video: Path, name: str, detector: str, backend: Any, gt_dir: Path, out: Path,
+            max_frames: int | None) -> dict[str, Any]:
+    from reid_edge.pipeline.mtmc_eval import evaluate_mtmc
+    from reid_edge.pipeline.runner import run_pipeline
+
+    out.mkdir(parents=True, exist_ok=True)
+    summary = run_pipeline([str(video)], out, backend, detector=detector, camera_names=[name],
+                           max_frames=max_frames, device="cpu")
+    metrics = evaluate_mtmc(out, gt_dir)["cameras"][name]
+    cam = summary["cameras"][name]
+    return {"metrics": metrics, "fps": cam["fps"], "frames": cam["frames"],
+            "stage_ms_per_frame": summary["stage_ms_per_frame"], "embeddings": summary["embeddings"]}
+
+
+def format_table(results: dict[str, dict[str, dict[str, Any]]]) -> str:
+    """Markdown table: one row per sequence and detector, every number in full."""
+    lines = ["| sequence | detector | HOTA | MOTA | IDF1 | ID switches | recall | precision | frames/s |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for seq, by_det in results.items():
+        for det, r in by_det.items():
+            m = r["metrics"]
+            lines.append(f"| {seq} | {det} | {m['hota']:.3f} | {m['mota']:.3f} | {m['idf1']:.3f} | "
+                         f"{int(m['num_switches'])} | {m['recall']:.3f} | {m['precision']:.3f} | {r['fps']:.1f} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data", help="shared data folder")
+    ap.add_argument("--detectors", nargs="+", default=list(DETECTORS), choices=DETECTORS)
+    ap.add_argument("--sequences", nargs="+", default=list(SEQUENCES), choices=list(SEQUENCES))
+    ap.add_argument("--model", default=None, help="re-ID model (default: the packaged default)")
+    ap.add_argument("--max-frames", type=int, default=None)
+    ap.add_argument("--out", type=Path, default=None, help="keep run outputs and INT8 exports here")
+    ap.add_argument("--json", type=Path, default=None)
+    args = ap.parse_args(argv)
+
+    from reid_edge.backends import load_backend
+    from reid_edge.models import resolve
+
+    backend = load_backend(resolve(args.model), device="cpu")
+    results: dict[str, dict[str, dict[str, Any]]] = {}
+    reports: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="reid-edge-mot15.") as tmp:
+        work = args.out or Path(tmp)
+        for seq in args.sequences:
+            video_rel, gt_rel, scale = SEQUENCES[seq]
+            video, gt = args.data / video_rel, args.data / gt_rel
+            if not (video.is_file() and gt.is_file()):
+                raise SystemExit(f"{seq}: {video} or {gt} is missing")
+            gt_dir = work / seq / "gt"
+            write_scaled_gt(gt, scale, gt_dir / f"{seq}.gt.txt", args.max_frames)
+            results[seq] = {}
+            for det in args.detectors:
+                spec = det
+                if det == "yolox-int8":
+                    spec, reports[seq] = int8_detector(video, gt, scale, work / seq / "detector")
+                print(f"{seq}: {det} ...", file=sys.stderr, flush=True)
+                results[seq][det] = run_one(video, seq, spec, backend, gt_dir, work / seq / det, args.max_frames)
+                r = results[seq][det]
+                print(f"  HOTA {r['metrics']['hota']:.3f} MOTA {r['metrics']['mota']:.3f} "
+                      f"IDF1 {r['metrics']['idf1']:.3f} {r['fps']:.1f} frames/s; ms/frame "
+                      + ", ".join(f"{k} {v:.1f}" for k, v in r["stage_ms_per_frame"].items()),
+                      file=sys.stderr, flush=True)
+    print(format_table(results))
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({"results": results, "int8_reports": reports}, indent=1, default=float))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
