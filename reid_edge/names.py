@@ -7,7 +7,10 @@ the same tuples and numbers (a test checks the model registry against :data:`BAC
 
 from __future__ import annotations
 
-BACKBONES: tuple[str, ...] = ("resnet18", "resnet34", "resnet50", "mobilenetv2")
+IMPORTED_BACKBONES: tuple[str, ...] = ("intel-0288",)
+"""Packaged ONNX re-ID models that training can continue from (their own weights and head)."""
+
+BACKBONES: tuple[str, ...] = ("resnet18", "resnet34", "resnet50", "mobilenetv2", *IMPORTED_BACKBONES)
 """Backbones :func:`reid_edge.train.models.build_backbone` can build."""
 
 DATA_FORMATS: tuple[str, ...] = ("market1501", "dukemtmc", "msmt17", "cuhk03", "folder", "unlabeled")

@@ -42,6 +42,7 @@ from reid_edge.artifacts import BEST_CHECKPOINT, LAST_CHECKPOINT
 from reid_edge.backends.torch_backend import TorchBackend, resolve_torch_device
 from reid_edge.errors import CheckpointError, ConfigError, DataError
 from reid_edge.io import atomic_open
+from reid_edge.names import IMPORTED_BACKBONES
 
 from .checkpoint import capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
 from .config import TrainConfig, default_calib_holdout
@@ -213,7 +214,10 @@ class Trainer:
 
         self.model = build_model(cfg.backbone, cfg.num_stripes, cfg.embed_dim, cfg.last_stride,
                                  pretrained=None if resume else cfg.pretrained)
-        if cfg.pretrained is None:
+        if cfg.backbone in IMPORTED_BACKBONES:
+            if not resume:
+                self.log(f"starting from the packaged {cfg.backbone} (its weights and head; new stripe heads)")
+        elif cfg.pretrained is None:
             self.log("random initialization (no pretrained weights; pass --pretrained imagenet or a file)")
         elif not resume:
             report = getattr(self.model, "pretrained_report", None)
@@ -397,8 +401,10 @@ class Trainer:
                                                                             or done == cfg.epochs)
             improved = False
             if should_eval and self.dist.is_main:
+                t_eval = time.time()
                 res = self.evaluate()
-                row.update(mAP=res.mAP, rank1=res.rank(1), rank5=res.rank(5), rank10=res.rank(10))
+                row.update(mAP=res.mAP, rank1=res.rank(1), rank5=res.rank(5), rank10=res.rank(10),
+                           eval_seconds=time.time() - t_eval)
                 if self.best_metric is None or res.mAP > self.best_metric:
                     self.best_metric, improved = res.mAP, True
             rng = self._rng_state()  # every rank takes part in the gather; only the main rank writes

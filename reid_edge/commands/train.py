@@ -45,6 +45,10 @@ def register(app: typer.Typer) -> None:
                                        "the paper's]."),
         height: int = typer.Option(None, "--height", help=f"Input height [default: {_D.height}]."),
         width: int = typer.Option(None, "--width", help=f"Input width [default: {_D.width}]."),
+        embed_dim: int = typer.Option(None, "--embed-dim", help=f"Global embedding size [default: {_D.embed_dim}; "
+                                      "intel-0288: 256]."),
+        num_stripes: int = typer.Option(None, "--num-stripes", help=f"Stripes of the local branch "
+                                        f"[default: {_D.num_stripes}]."),
         device: str = typer.Option(None, "--device", help="|".join(DEVICES) + f" [default: {_D.device}]."),
         resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last.pt."),
         eval_every: int = typer.Option(None, "--eval-every", help="Evaluate every N epochs (0: never) "
@@ -68,6 +72,8 @@ def register(app: typer.Typer) -> None:
 
             reid-edge train --out runs/market --resume
 
+            reid-edge train --data DukeMTMC-reID --backbone intel-0288 --embed-dim 256 --out runs/duke
+
             torchrun --nproc_per_node 2 -m reid_edge.cli train --data crops/ --batch-size 32
         """
         from reid_edge.errors import ConfigError
@@ -83,6 +89,8 @@ def register(app: typer.Typer) -> None:
             "batch_size": batch_size,
             "height": height,
             "width": width,
+            "embed_dim": embed_dim,
+            "num_stripes": num_stripes,
             "device": check_choice(device, DEVICES, "--device"),
             "eval_every": eval_every,
             "workers": workers,

@@ -11,7 +11,7 @@ import difflib
 from torch import nn
 
 from reid_edge.errors import ConfigError
-from reid_edge.names import BACKBONES
+from reid_edge.names import BACKBONES, IMPORTED_BACKBONES
 
 from .heads import GlobalHead, ModelConfig, ReIDModel, StripeHeads, l2_normalize
 from .resnet import ResNetBackbone
@@ -37,6 +37,11 @@ def build_backbone(name: str, last_stride: int = 1) -> nn.Module:
     """
     if name.startswith("resnet") and name in BACKBONES:
         return ResNetBackbone(int(name[len("resnet") :]), last_stride=last_stride)
+    if name in IMPORTED_BACKBONES:
+        from .imported import build_imported_model  # reads the packaged ONNX; imported only when used
+
+        config = ModelConfig(backbone=name, num_stripes=8, embed_dim=256, last_stride=last_stride)
+        return build_imported_model(name, config).backbone
     if name == "mobilenetv2":
         from .mobilenetv2 import MobileNetV2Backbone  # written separately; imported only when used
 
@@ -56,7 +61,9 @@ def build_model(
     """Build a :class:`ReIDModel`.
 
     Args:
-        backbone: one of :data:`BACKBONES`.
+        backbone: one of :data:`BACKBONES`; an imported one (``intel-0288``) carries its
+            packaged weights and head, needs ``embed_dim`` 256 and 256x128 input, and new stripe
+            heads are added on its last feature map.
         num_stripes: number of horizontal stripes ``S``.
         embed_dim: global embedding dimension ``D`` (a multiple of ``S``; stripes get ``D // S``).
         last_stride: stride of the last backbone stage (1 keeps a finer map, the re-id default).
@@ -75,6 +82,12 @@ def build_model(
     config = ModelConfig(
         backbone=backbone, num_stripes=num_stripes, embed_dim=embed_dim, last_stride=last_stride
     )
+    if backbone in IMPORTED_BACKBONES:
+        if pretrained is not None:
+            raise ConfigError(f"{backbone} starts from its own packaged weights; drop --pretrained {pretrained}")
+        from .imported import build_imported_model
+
+        return build_imported_model(backbone, config)
     model = ReIDModel(build_backbone(backbone, last_stride), config)
     if pretrained is not None:
         from .pretrained import load_backbone_weights

@@ -128,18 +128,19 @@ class ReIDModel(nn.Module):
 
     Attributes:
         backbone: module with ``out_channels`` whose forward returns the last feature map.
-        global_head: :class:`GlobalHead`.
+        global_head: :class:`GlobalHead`, or an imported model's own head.
         stripe_heads: :class:`StripeHeads`.
         config: the :class:`ModelConfig` that rebuilds this model.
         pretrained_report: whatever ``load_backbone_weights`` returned, or ``None``.
     """
 
-    def __init__(self, backbone: nn.Module, config: ModelConfig) -> None:
+    def __init__(self, backbone: nn.Module, config: ModelConfig, global_head: nn.Module | None = None) -> None:
         super().__init__()
         channels = int(backbone.out_channels)  # type: ignore[arg-type]
         self.config = config
         self.backbone = backbone
-        self.global_head = GlobalHead(channels, config.embed_dim)
+        # an imported model keeps its own trained head (see .imported); else a new GlobalHead
+        self.global_head = global_head if global_head is not None else GlobalHead(channels, config.embed_dim)
         self.stripe_heads = StripeHeads(channels, config.num_stripes, config.stripe_dim)
         self.pretrained_report: object | None = None
 
