@@ -308,8 +308,9 @@ def run_adaptation(cfg: AdaptationConfig, work: Path, log: Callable[[str], None]
         from reid_edge.pipeline.harvest import harvest as harvest_crops
 
         footage = sites["b_footage"]
+        # the synthetic site's cartoon people are not COCO people: the motion detector, as the demo
         harvest_crops([str(footage / f"{c}.mp4") for c in CAMS], prepare_out_dir(crops, overwrite=False),
-                      camera_names=list(CAMS), config=HarvestConfig(every=cfg.harvest_every,
+                      detector="motion", camera_names=list(CAMS), config=HarvestConfig(every=cfg.harvest_every,
                                                                     max_per_track=cfg.max_per_track))
         return _read_json(crops / "harvest_summary.json")
 
