@@ -31,6 +31,10 @@ MODELS = {
     "intel-0288": ("person-reidentification-retail-0288.onnx", "FP32", 1.0),
     "intel-0277": ("person-reidentification-retail-0277.onnx", "FP16, weights stored as FP32", 1.1),
 }
+# recorded in each card: one number derived from a research-use dataset, no weights trained on it
+GATE_NOTE = ("match_gate chosen by benchmarks.match_gate on tracklet pairs of Market-1501's training split "
+             "(academic research-use dataset; only this threshold is derived from it, no weights were trained "
+             "on it), capped by pairs of the shared real clips that cannot be one person")
 
 
 def main(source_dir: str = "../shared/data/models") -> int:
@@ -38,7 +42,7 @@ def main(source_dir: str = "../shared/data/models") -> int:
     for name, (filename, ir, gate) in MODELS.items():
         spec = ImportSpec(name=name, input_size=(256, 128), channel_order="BGR", normalize="inside",
                           source=SOURCE.format(model=filename.removesuffix(".onnx"), ir=ir), license=LICENSE,
-                          match_gate=gate)
+                          match_gate=gate, notes={"match_gate_source": GATE_NOTE})
         path, card = import_onnx(src / filename, PACKAGED[name].path, spec, overwrite=True)
         print(f"{name}: {path} ({path.stat().st_size / 1e6:.2f} MB, source sha256 {card.source_checkpoint_sha256})")
     shutil.copyfile(src / "LICENSE-open_model_zoo.txt", ASSETS / "LICENSE-open_model_zoo.txt")
