@@ -38,6 +38,7 @@ from typing import Any  # noqa: E402
 
 import numpy as np  # noqa: E402
 
+from reid_edge.distance import unit_rows  # noqa: E402
 from reid_edge.pipeline.associate import (  # noqa: E402
     AssociationConfig,
     Associator,
@@ -50,10 +51,6 @@ from reid_edge.pipeline.associate import (  # noqa: E402
 from reid_edge.pipeline.layout import layout_from_dict  # noqa: E402
 
 CAMERAS = ("c1", "c2", "c3", "c4")
-
-
-def _unit(x: np.ndarray) -> np.ndarray:
-    return x / np.linalg.norm(x, axis=-1, keepdims=True)
 
 
 def _views(assoc: Associator) -> list[IdentityView]:
@@ -84,7 +81,7 @@ def main() -> None:
     cfg = AssociationConfig(max_distance=1.0)
     # every appearance drawn up front, so that the heap measured is the Associator's alone
     total = max(a.sizes) + a.decisions * len(a.sizes)
-    pool = _unit(rng.normal(size=(total, a.dim)))
+    pool = unit_rows(rng.normal(size=(total, a.dim)))
     noise = rng.normal(size=(a.decisions * len(a.sizes), a.dim)) / np.sqrt(a.dim)
     fresh = iter(range(total))
     match_tracklets([Query(Interval("c1", 0, 1), pool[0])], [IdentityView(1, pool[1], None, [])], 2, 1.0)  # warm
@@ -115,7 +112,7 @@ def main() -> None:
             who = -1
             if i % 2 == 0:
                 who = looks[int(rng.integers(len(looks)))]
-                g = _unit(pool[who] + a.noise * noise[k_noise])
+                g = unit_rows(pool[who] + a.noise * noise[k_noise])
                 k_noise += 1
             else:
                 looks.append(next(fresh))
@@ -123,7 +120,7 @@ def main() -> None:
             ev = event(g, CAMERAS[int(rng.integers(4))])
             if i < a.dense_rounds:
                 views = _views(assoc)
-                q = Query(Interval(ev.camera, ev.start_s, ev.end_s), _unit(g))
+                q = Query(Interval(ev.camera, ev.start_s, ev.end_s), unit_rows(g))
                 t0 = time.perf_counter()
                 want, _, _ = match_tracklets([q], views, assoc.next_gid, cfg.max_distance, 1.0, layout)
                 dense_times.append(time.perf_counter() - t0)

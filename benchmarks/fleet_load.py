@@ -39,6 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
+from reid_edge.distance import unit_rows
 from reid_edge.fleet.edge import EdgeConfig, EdgeLink, RemoteAssociator
 from reid_edge.fleet.redis_transport import connect
 from reid_edge.io import atomic_write_json
@@ -65,10 +66,6 @@ class EdgeTimeline:
     name: str
     cameras: list[str]
     visits: list[Visit] = field(default_factory=list)
-
-
-def _unit(x: np.ndarray) -> np.ndarray:
-    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
 
 
 def generate(edges: int, per_edge: int, seconds: float, fps: float, every_s: float, seed: int) -> list[EdgeTimeline]:
@@ -115,15 +112,15 @@ class Driver:
     def _person(self, p: int) -> tuple[np.ndarray, np.ndarray]:
         if p not in self.people:
             prng = np.random.default_rng(10_000 + p)
-            self.people[p] = (_unit(prng.normal(size=self.dim)),
-                              _unit(prng.normal(size=(self.stripes, self.dim // self.stripes))))
+            self.people[p] = (unit_rows(prng.normal(size=self.dim)),
+                              unit_rows(prng.normal(size=(self.stripes, self.dim // self.stripes))))
         return self.people[p]
 
     def _embed(self, v: Visit) -> None:
         pg, ps = self._person(v.person)
         q = float(self.rng.uniform(0.3, 1.0))
-        g = _unit(pg + self.noise * self.rng.normal(size=pg.shape) / np.sqrt(pg.size)) * q
-        s = _unit(ps + self.noise * self.rng.normal(size=ps.shape) / np.sqrt(ps.shape[-1])) * q
+        g = unit_rows(pg + self.noise * self.rng.normal(size=pg.shape) / np.sqrt(pg.size)) * q
+        s = unit_rows(ps + self.noise * self.rng.normal(size=ps.shape) / np.sqrt(ps.shape[-1])) * q
         v.g = g if v.g is None else v.g + g
         v.s = s if v.s is None else v.s + s
         v.weight += q

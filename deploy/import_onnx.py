@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from reid_edge.card import IMAGENET_MEAN, IMAGENET_STD, INPUT_NAME, OUTPUT_GLOBAL, ModelCard, sha256_file
+from reid_edge.distance import unit_rows
 from reid_edge.errors import CheckpointError, ConfigError, ExportError
 
 if TYPE_CHECKING:
@@ -239,8 +240,7 @@ def _run(path_or_bytes: Any, input_name: str, output: str, x: np.ndarray) -> np.
 
 
 def _unit(x: np.ndarray) -> np.ndarray:
-    flat = x.reshape(len(x), -1).astype(np.float64)
-    return flat / np.maximum(np.linalg.norm(flat, axis=1, keepdims=True), 1e-12)
+    return unit_rows(x.reshape(len(x), -1))
 
 
 def import_onnx(src: str | Path, out: str | Path, spec: ImportSpec, overwrite: bool = False) -> tuple[Path, ModelCard]:

@@ -14,6 +14,12 @@ def cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return num / np.maximum(den, 1e-12)
 
 
+def unit_rows(x: np.ndarray) -> np.ndarray:
+    """Unit vectors along the last axis (float64; an all-zero row stays zero)."""
+    x = np.asarray(x, np.float64)
+    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+
+
 def euclidean(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Pairwise Euclidean distance ``[len(a), len(b)]`` (float64 for stable ranking)."""
     a = a.astype(np.float64, copy=False)

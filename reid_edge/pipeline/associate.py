@@ -58,7 +58,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..distance import combined_distance
+from ..distance import combined_distance, unit_rows
 from ..errors import ConfigError
 from ..names import DEFAULT_MAX_DISTANCE
 from .layout import CameraLayout
@@ -309,8 +309,7 @@ def readiness(duration_s: float, embeddings: int, rows: int, ended: bool, config
 
 def _unit32(x: np.ndarray) -> np.ndarray:
     """Unit vector(s) along the last axis, rounded through float32 as the pipeline always did."""
-    n = np.linalg.norm(x, axis=-1, keepdims=True)
-    return (x / np.maximum(n, 1e-12)).astype(np.float32).astype(np.float64)
+    return unit_rows(x).astype(np.float32).astype(np.float64)
 
 
 @dataclass
