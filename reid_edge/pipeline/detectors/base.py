@@ -103,6 +103,7 @@ def onnx_session(path: str | Path | bytes, device: str, what: str, threads: int 
     providers = choose_providers(ort.get_available_providers(), device)
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")  # see OrtBackend: no spin-waiting
     if threads > 0:
         opts.intra_op_num_threads = threads
     try:
