@@ -53,6 +53,15 @@ def test_export_on_pets_frames(shared_data: Path, tmp_path: Path) -> None:
         assert sum(n.op_type == "QuantizeLinear" for n in model.graph.node) > 50
         assert 0.0 <= report["encodings"][enc]["vs_fp32"]["recall"] <= 1.0
     assert check_trt_qdq(onnx.load(str(res.files["int8-qdq-trt"]))) == []
+    # the CPU encoding keeps the stem convolution (raw 0-255 pixels) and the SiLUs in float; TensorRT's does not
+    for enc, stem_float in (("int8-qdq-cpu", True), ("int8-qdq-trt", False)):
+        model = onnx.load(str(res.files[enc]))
+        producer = {o: n.op_type for n in model.graph.node for o in n.output}
+        stem = next(n for n in model.graph.node if n.op_type == "Conv")
+        assert (producer.get(stem.input[1]) != "DequantizeLinear") == stem_float, enc
+        silu = {n.input[1] for n in model.graph.node if n.op_type == "Mul" and producer.get(n.input[1]) == "Sigmoid"}
+        quantized = {n.input[0] for n in model.graph.node if n.op_type == "QuantizeLinear"}
+        assert len(silu) > 50 and not silu & quantized, enc  # SiLUs compute in float
     # the CPU encoding is a working detector (any input size, same conventions)
     det = make_detector(f"yolox:{res.files['int8-qdq-cpu']}", "cam", device="cpu")
     boxes = det.detect(np.full((360, 480, 3), 114, np.uint8), 1)
