@@ -372,9 +372,9 @@ class ByteTracker:
                 remaining_high = np.array([d for d in remaining_high if int(d) not in found], dtype=np.int64)
         if feats is not None:
             for t in self.tracks:
-                di = fed.get(id(t))
-                if di is not None and np.isfinite(feats[di, 0]):
-                    t.add_appearance(feats[di], cfg.appearance_momentum)
+                fi = fed.get(id(t))
+                if fi is not None and np.isfinite(feats[fi, 0]):
+                    t.add_appearance(feats[fi], cfg.appearance_momentum)
         finished: list[Track] = []
         keep: list[Track] = []
         for t in self.tracks:
