@@ -19,6 +19,7 @@ from reid_edge.train.method import (
     mixture_update,
     mixture_write_order,
     momentum_update,
+    random_negatives,
     rank_excluding_self,
     select_from_distance,
     selection_distance,
@@ -201,6 +202,30 @@ def test_config_validation() -> None:
         method.init_banks(torch.arange(2), torch.zeros(2, 16), torch.zeros(2, 2, 8))
     with pytest.raises(DataError, match="never filled"):
         method.select(torch.arange(2), torch.zeros(2, 16), torch.zeros(2, 4, 4), warmup=False, generator=None)
+
+
+def test_random_negatives_ablation() -> None:
+    """``negatives="random"``: same positives as the method, M uniform draws outside them."""
+    pos = torch.tensor([[0, 5, 6], [3, 1, 2]])
+    gen = torch.Generator().manual_seed(0)
+    neg = random_negatives(pos, 10, 7, gen)
+    assert neg.shape == (2, 7)
+    for row_pos, row_neg in zip(pos.tolist(), neg.tolist()):
+        assert len(set(row_neg)) == 7 and not set(row_neg) & set(row_pos)  # all 7 others, once each
+    with pytest.raises(ValueError, match="cannot draw 8"):
+        random_negatives(pos, 10, 8, gen)
+    with pytest.raises(ConfigError, match="negatives must be one of hard, random"):
+        MethodConfig(negatives="easy")
+    g, s, cams = _dataset(60, 16, 4, seed=3)
+    runs = {}
+    for kind in ("hard", "random"):
+        method = SelectiveContrastive(60, 16, 4, cams, MethodConfig(k=3, m=20, negatives=kind))
+        method.init_banks(torch.arange(60), g, s)
+        runs[kind] = method.select(torch.arange(4), g[:4], s[:4], warmup=False,
+                                   generator=torch.Generator().manual_seed(1))
+    assert torch.equal(runs["hard"][0], runs["random"][0])  # positives unchanged
+    assert runs["random"][1].shape == runs["hard"][1].shape == (4, 20)
+    assert not torch.equal(runs["hard"][1].sort(1).values, runs["random"][1].sort(1).values)
 
 
 # ----------------------------------------------------------------------------- parity with the loop

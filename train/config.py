@@ -33,6 +33,7 @@ Distance = Literal[DISTANCES]  # type: ignore[valid-type]
 
 
 SELECTION_DTYPE_NAMES = ("float64", "float32")
+NEGATIVES = ("hard", "random")
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,9 @@ class MethodConfig:
         bank_momentum: ``bank = normalize(m * bank + (1 - m) * feat)`` for global/local banks.
         selection_dtype: ``float64`` (exact ranking, the default) or ``float32`` (faster; see
             ``reid_edge.train.method.SELECTION_DTYPES``) for the global/local banks and the selection distances.
+        negatives: ``hard`` (the method: the ``M`` entries ranked after the ``K`` positives) or
+            ``random`` (an ablation: ``M`` entries drawn uniformly among all but the anchor and its
+            positives; the positives are selected as usual).
     """
 
     lambda_t: float = 0.5
@@ -65,6 +69,7 @@ class MethodConfig:
     warmup_epochs: int = 3
     bank_momentum: float = 0.5
     selection_dtype: str = "float64"
+    negatives: str = "hard"
 
     def __post_init__(self) -> None:
         for name in ("lambda_t", "lambda_p", "lambda_g"):
@@ -87,6 +92,8 @@ class MethodConfig:
             raise ConfigError(
                 f"selection_dtype must be one of {', '.join(SELECTION_DTYPE_NAMES)}, got {self.selection_dtype!r}"
             )
+        if self.negatives not in NEGATIVES:
+            raise ConfigError(f"negatives must be one of {', '.join(NEGATIVES)}, got {self.negatives!r}")
         if not 0.0 <= self.bank_momentum < 1.0:
             raise ConfigError(f"bank_momentum must be in [0, 1), got {self.bank_momentum}")
 

@@ -21,7 +21,8 @@ A training step, as in the authors' trainer:
    at float32 precision and ties are broken by bank index (ascending), so the ranking is a
    total order, reproducible on any device. During warm-up, positives = ``[anchor]`` and
    negatives = the first ``M + K`` entries of one random permutation of all indices shared by
-   the batch, minus the anchor.
+   the batch, minus the anchor. (Ablation only: ``negatives="random"`` keeps the positives and
+   draws the ``M`` negatives uniformly among the rest, :func:`random_negatives`.)
 2. :meth:`loss` contrasts each embedding against the mixture bank rows of its candidates
    ``[positives, negatives]`` (logits ``x . M[c] / temperature``): a cross entropy per
    positive column ``j`` with weight ``lambda_t`` (``j = 0``) or ``alpha (1 - lambda_t) / K``,
@@ -166,6 +167,17 @@ def select_with_groups(dist: Tensor, same: Tensor, index: Tensor, k: int, m: int
     key.scatter_(1, ranked, _INT64_MAX)
     neg = torch.topk(key, m, dim=1, largest=False, sorted=True).indices
     return torch.cat([index.unsqueeze(1), ranked], dim=1), neg
+
+
+def random_negatives(pos: Tensor, num_samples: int, m: int, generator: torch.Generator | None = None) -> Tensor:
+    """``[B, M]`` indices drawn uniformly without replacement among the ``num_samples`` entries
+    that are not in the row's ``pos`` (the anchor and its positives): the ablation of the hard
+    negatives (``MethodConfig.negatives == "random"``)."""
+    if m > num_samples - pos.shape[1]:
+        raise ValueError(f"cannot draw {m} of {num_samples - pos.shape[1]} other entries")
+    key = torch.rand(pos.shape[0], num_samples, generator=generator, device=pos.device)
+    key.scatter_(1, pos, 2.0)  # above every draw: never chosen
+    return torch.topk(key, m, dim=1, largest=False, sorted=False).indices
 
 
 def warmup_select(perm: Tensor, index: Tensor, count: int) -> tuple[Tensor, Tensor]:
@@ -511,8 +523,12 @@ class SelectiveContrastive(nn.Module):
         if self.groups is not None:
             anchor_group = self.groups[index].unsqueeze(1)
             same = (anchor_group == self.groups.unsqueeze(0)) & (anchor_group >= 0)
-            return select_with_groups(dist, same, index, k, m)
-        return select_from_distance(dist, index, k, m)
+            pos, neg = select_with_groups(dist, same, index, k, m)
+        else:
+            pos, neg = select_from_distance(dist, index, k, m)
+        if self.cfg.negatives == "random":
+            neg = random_negatives(pos, self.num_samples, m, generator)
+        return pos, neg
 
     def loss(
         self, global_feat: Tensor, stripes: Tensor, pos: Tensor, neg: Tensor
