@@ -86,11 +86,11 @@ def test_tracker_survives_missed_detections_and_recovers_low_scores() -> None:
         seen |= {a.track_id for a in active}
     assert seen == {1}
     # the history holds every matched frame, tentative ones included, and the 3 occluded frames
-    # filled in by linear interpolation between the boxes around the gap
+    # filled in by linear interpolation between the (filtered) boxes around the gap
     hist = tr.tracks[0].history
     assert [h[0] for h in hist] == list(range(1, 26))
     for t in (8, 9, 10):
-        assert hist[t][1] == pytest.approx(walk[t][0])
+        assert hist[t][1] == pytest.approx(walk[t][0], abs=0.5)
 
 
 def test_long_gaps_are_not_interpolated() -> None:
