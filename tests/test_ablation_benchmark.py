@@ -41,4 +41,9 @@ def test_two_variants_on_the_mini_set(shared_data: Path, tmp_path: Path, capsys:
     assert 0.0 <= first["mAP"] <= 1.0 and first["epochs"] == 1
     assert main(argv) == 0  # finished variants are read back, not trained again
     assert json.loads((tmp_path / "abl" / "no-stripes" / "result.json").read_text()) == first
+    # the diagnostic of what limits training, on the variant's checkpoint (labels read after training)
+    from benchmarks.positive_precision import positive_precision
+
+    pp = positive_precision(tmp_path / "abl" / "default" / "last.pt", k=1)
+    assert pp["anchors"] > 0 and 0.0 <= pp["precision"] <= 1.0 and pp["precision"] == pp["all_correct"]
     assert set(VARIANTS) >= {"default", "k1", "random-neg", "lc0", "lc0.5", "lc1.0", "no-stripes", "float32"}
