@@ -38,6 +38,20 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[A
         raise
 
 
+@contextmanager
+def sqlite_write_transaction(con: Any) -> Iterator[Any]:
+    """``BEGIN IMMEDIATE`` ... ``COMMIT`` on an autocommit ``sqlite3`` connection (``ROLLBACK`` on any
+    exception): the write lock is taken at the start, so a concurrent writer waits instead of
+    failing half-way."""
+    con.execute("BEGIN IMMEDIATE")
+    try:
+        yield con
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    con.execute("COMMIT")
+
+
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
     with atomic_open(path, "wb") as handle:
         handle.write(data)

@@ -17,6 +17,7 @@ import sqlite3
 import threading
 from pathlib import Path
 
+from ..io import sqlite_write_transaction
 from .transport import Outgoing
 
 _SCHEMA = """
@@ -74,8 +75,7 @@ class Outbox:
         with self._lock:
             excess = self._bytes - self.max_bytes
         # one write transaction, so a concurrent remove_upto cannot make the byte count drift
-        con.execute("BEGIN IMMEDIATE")
-        try:
+        with sqlite_write_transaction(con):
             rows = con.execute("SELECT seq, LENGTH(data) FROM outbox ORDER BY seq").fetchall()
             cut, freed, n = 0, 0, 0
             for seq, size in rows[:-1]:  # never the row just written
@@ -84,10 +84,6 @@ class Outbox:
                 cut, freed, n = seq, freed + size, n + 1
             if n:
                 con.execute("DELETE FROM outbox WHERE seq <= ?", (cut,))
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
         with self._lock:
             self._bytes -= freed
             self.dropped += n
@@ -101,14 +97,9 @@ class Outbox:
     def remove_upto(self, seq: int) -> None:
         """Forget every message up to ``seq`` (the broker has them)."""
         con = self._con()
-        con.execute("BEGIN IMMEDIATE")
-        try:
+        with sqlite_write_transaction(con):
             row = con.execute("SELECT COALESCE(SUM(LENGTH(data)), 0) FROM outbox WHERE seq <= ?", (seq,)).fetchone()
             con.execute("DELETE FROM outbox WHERE seq <= ?", (seq,))
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
         with self._lock:
             self._bytes -= int(row[0])
 

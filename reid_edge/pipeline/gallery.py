@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError, GalleryError
+from ..io import sqlite_write_transaction
 
 FORMAT = "reid-edge-gallery"
 VERSION = 1
@@ -177,16 +178,7 @@ class IdentityGallery:
                                "embeddings: use another --gallery file")
 
     def _transaction(self) -> Any:
-        conn = self.conn
-
-        class _Tx:
-            def __enter__(self) -> None:
-                conn.execute("BEGIN IMMEDIATE")
-
-            def __exit__(self, et: Any, ev: Any, tb: Any) -> None:
-                conn.execute("COMMIT" if et is None else "ROLLBACK")
-
-        return _Tx()
+        return sqlite_write_transaction(self.conn)
 
     # -- reading and writing ---------------------------------------------------------------------------
     def next_gid(self) -> int:
