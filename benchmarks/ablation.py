@@ -33,6 +33,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from reid_edge.datasets import market_pid as person_id
+
 # name -> (what changes, TrainConfig.method overrides, other TrainConfig overrides)
 VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     "default": ("the method as published (K 7, hard negatives, lambda_c 0.05, stripes, float64)", {}, {}),
@@ -47,15 +49,6 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     "float32": ("float32 selection", {"selection_dtype": "float32"}, {}),
 }
 SPLITS = ("bounding_box_train", "query", "bounding_box_test")
-
-
-def person_id(name: str) -> int | None:
-    """The identity of a Market-style file name (``0002_c1s1_000451_03.jpg`` -> 2; junk ``-1`` -> -1)."""
-    head = name.split("_", 1)[0]
-    try:
-        return int(head)
-    except ValueError:
-        return None
 
 
 def build_subset(root: Path, out: Path, ids_every: int, test_every: int) -> Path:

@@ -81,6 +81,13 @@ def _require_dir(path: Path, what: str) -> Path:
     return path
 
 
+def market_pid(name: str) -> int | None:
+    """The identity in a Market/Duke file name (``0002_c1s1_000451_03.jpg`` -> 2, junk ``-1_c1...`` ->
+    -1); None for a name that does not follow the ``PPPP_cC`` naming."""
+    m = _MARKET_RE.match(name)
+    return int(m.group(1)) if m else None
+
+
 def _read_market_folder(folder: Path, *, keep_distractors: bool, recursive: bool = False) -> list[Sample]:
     """Market/Duke/CUHK03-NP names: the leading ``PPPP_cC`` gives pid and camera."""
     _require_dir(folder, "image")
