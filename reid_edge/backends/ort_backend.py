@@ -16,6 +16,22 @@ from ..errors import BackendError, CheckpointError
 from .base import Backend
 
 
+def session_options(intra_op_threads: int = 0) -> Any:
+    """ONNX Runtime options every session of the project starts from: quiet logging, idle intra-op
+    threads that sleep instead of spin-waiting (a pipeline holds one session per camera plus the
+    re-ID model on the same cores, and spinning pools starve each other: two real clips on 2 cores,
+    13.3 -> 24.9 frames/s per camera; a lone session at batch 1 loses about 8 %), and
+    ``intra_op_threads`` threads (0: ONNX Runtime's default)."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    if intra_op_threads > 0:
+        opts.intra_op_num_threads = intra_op_threads
+    return opts
+
+
 def choose_providers(available: list[str], device: str) -> list[str]:
     """Execution providers for ``device`` in preference order.
 
@@ -68,15 +84,9 @@ class OnnxRuntimeBackend(Backend):
         self.path = Path(path)
         if not self.path.is_file():
             raise CheckpointError(f"ONNX model {self.path} does not exist")
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = int(intra_op_threads or os.cpu_count() or 1)
+        opts = session_options(int(intra_op_threads or os.cpu_count() or 1))
         opts.inter_op_num_threads = 1
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        opts.log_severity_level = 3
-        # idle intra-op threads sleep instead of spin-waiting: a pipeline holds one session per camera
-        # plus this one on the same cores, and spinning pools starve each other (two real clips on 2
-        # cores: 13.3 -> 24.9 frames/s per camera); a lone session at batch 1 loses about 8 %
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.providers = providers or choose_providers(ort.get_available_providers(), device)
         chosen: list[Any] = [
             (p, tensorrt_ep_options(self.path)) if p == "TensorrtExecutionProvider" else p for p in self.providers]

@@ -95,17 +95,13 @@ def onnx_session(path: str | Path | bytes, device: str, what: str, threads: int 
         import onnxruntime as ort
     except ImportError:
         raise PipelineError(f"the {what} detector needs onnxruntime (pip install onnxruntime)") from None
-    from ...backends.ort_backend import choose_providers
+    from ...backends.ort_backend import choose_providers, session_options
 
     p = path if isinstance(path, bytes) else Path(path)
     if isinstance(p, Path) and not p.is_file():
         raise PipelineError(f"{what} model {p} does not exist")
     providers = choose_providers(ort.get_available_providers(), device)
-    opts = ort.SessionOptions()
-    opts.log_severity_level = 3
-    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")  # see OrtBackend: no spin-waiting
-    if threads > 0:
-        opts.intra_op_num_threads = threads
+    opts = session_options(threads)
     try:
         return ort.InferenceSession(p if isinstance(p, bytes) else str(p), sess_options=opts, providers=providers)
     except Exception as exc:  # onnxruntime raises its own types
