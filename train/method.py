@@ -520,13 +520,14 @@ class SelectiveContrastive(nn.Module):
                 self.cfg.lambda_g,
                 self.cfg.lambda_c,
             )
+        hard = m if self.cfg.negatives == "hard" else 0  # random negatives: rank the positives only
         if self.groups is not None:
             anchor_group = self.groups[index].unsqueeze(1)
             same = (anchor_group == self.groups.unsqueeze(0)) & (anchor_group >= 0)
-            pos, neg = select_with_groups(dist, same, index, k, m)
+            pos, neg = select_with_groups(dist, same, index, k, hard)
         else:
-            pos, neg = select_from_distance(dist, index, k, m)
-        if self.cfg.negatives == "random":
+            pos, neg = select_from_distance(dist, index, k, hard)
+        if not hard:
             neg = random_negatives(pos, self.num_samples, m, generator)
         return pos, neg
 
