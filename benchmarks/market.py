@@ -4,7 +4,8 @@ Trains on ``bounding_box_train`` with the selective contrastive method (no ident
 for training), evaluates the starting point once (epoch 0) and then every ``--eval-every`` epochs
 on ``query`` / ``bounding_box_test``, and writes ``curve.csv`` in the run folder: one row per
 evaluated epoch with mAP, rank-1/5/10, the training and evaluation seconds and their running total
-(so an interrupted run continued with ``--resume`` keeps one curve). Every epoch is checkpointed.
+(so an interrupted run continued with ``--resume`` keeps one curve). Every epoch is checkpointed
+and the curve rewritten, so an interruption keeps both up to the last finished epoch.
 
     OMP_WAIT_POLICY=PASSIVE nohup nice -n 10 python -m benchmarks.market --data /data/market1501 \\
         --out /scratch/market-r50 --backbone resnet50 --pretrained imagenet --epochs 12 --eval-every 2 &
@@ -97,7 +98,8 @@ def run_market(cfg: Any, *, resume: bool = False, log: Any = print) -> list[dict
             atomic_write_text(start_file, json.dumps(start, indent=2))
             log(f"epoch 0 (start): mAP {100 * res.mAP:.1f}%, rank-1 {100 * res.rank(1):.1f}%")
         start = json.loads(start_file.read_text())
-        result = trainer.run()
+        # the curve is rewritten after every epoch: an interrupted run keeps it up to its last epoch
+        result = trainer.run(on_epoch=lambda history: write_curve(run_dir / CURVE_FILE, curve_rows(start, history)))
     finally:
         trainer.close()
     rows = curve_rows(start, result.history)

@@ -68,3 +68,24 @@ def test_reid_models_gallery_every_keeps_every_nth_gallery_crop(tmp_path: Path) 
     half = evaluate_model("hsv", "synth", data, None, log=lambda _m: None, gallery_every=2)
     assert half["num_gallery"] == (full["num_gallery"] + 1) // 2 and half["gallery_every"] == 2
     assert half["num_query"] == full["num_query"]
+
+
+def test_an_interrupted_market_run_keeps_its_curve(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from reid_edge.train.trainer import Trainer
+
+    data = tmp_path / "market"
+    generate_crops(data, ids=8, cameras=2, seed=0, height=32, width=16, per_camera=2)
+    out = tmp_path / "run"
+    real_epoch = Trainer.train_epoch
+
+    def epoch_or_interrupt(self: Trainer, epoch: int) -> dict[str, object]:
+        if epoch == 1:
+            raise KeyboardInterrupt  # the session ends during the second epoch
+        return real_epoch(self, epoch)
+
+    monkeypatch.setattr(Trainer, "train_epoch", epoch_or_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        main(["--data", str(data), "--out", str(out), "--workers", "0", "--backbone", "resnet18", "--epochs", "3",
+              "--eval-every", "1", "--batch-size", "4", "--height", "32", "--width", "16", "--embed-dim", "16",
+              "--num-stripes", "2"])
+    assert [r["epoch"] for r in _read(out / CURVE_FILE)] == ["0", "1"]

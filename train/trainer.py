@@ -387,8 +387,12 @@ class Trainer:
                         calibration_images=[s.path for s in self.data.calibration], card=self.card,
                         metrics=metrics, best_metric=self.best_metric, history=self.history, scaler=self.scaler)
 
-    def run(self) -> TrainResult:
-        """Train from ``start_epoch`` to ``cfg.epochs``; checkpoint every epoch."""
+    def run(self, on_epoch: Callable[[list[dict[str, Any]]], None] | None = None) -> TrainResult:
+        """Train from ``start_epoch`` to ``cfg.epochs``; checkpoint every epoch.
+
+        ``on_epoch`` (main rank only) is called with the history after each epoch's checkpoint and
+        ``log.csv`` are written, so whatever it records survives an interruption too.
+        """
         cfg = self.cfg
         writer = self._tensorboard()
         last, best = self.run_dir / LAST_CHECKPOINT, self.run_dir / BEST_CHECKPOINT
@@ -415,6 +419,8 @@ class Trainer:
                     with last.open("rb") as src, atomic_open(best, "wb") as dst:
                         shutil.copyfileobj(src, dst)
                 _write_csv(self.run_dir / "log.csv", self.history)
+                if on_epoch is not None:
+                    on_epoch(self.history)
                 if writer is not None:
                     for k in ("loss", "loss_global", "loss_local", "acc_global", "acc_local", "images_per_s",
                               "mAP", "rank1"):
