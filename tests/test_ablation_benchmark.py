@@ -33,10 +33,13 @@ def test_two_variants_on_the_mini_set(shared_data: Path, tmp_path: Path, capsys:
     if not mini.is_dir():
         pytest.skip(f"{mini} is absent")
     argv = ["--data", str(mini), "--out", str(tmp_path / "abl"), "--ids-every", "1", "--epochs", "1",
-            "--warmup-epochs", "0", "--only", "default", "no-stripes", "--pretrained", "none"]
+            "--warmup-epochs", "0", "--only", "start", "default", "no-stripes", "--pretrained", "none"]
     assert main(argv) == 0
     table = capsys.readouterr().out
-    assert "| default |" in table and "| no-stripes |" in table
+    assert "| start |" in table and "| default |" in table and "| no-stripes |" in table
+    start = json.loads((tmp_path / "abl" / "start" / "result.json").read_text())
+    assert start["epochs"] == 0 and start["train_seconds"] == 0 and 0.0 <= start["mAP"] <= 1.0
+    assert not (tmp_path / "abl" / "start" / "last.pt").exists()  # evaluated, never trained
     first = json.loads((tmp_path / "abl" / "no-stripes" / "result.json").read_text())
     assert 0.0 <= first["mAP"] <= 1.0 and first["epochs"] == 1
     assert main(argv) == 0  # finished variants are read back, not trained again
@@ -46,4 +49,4 @@ def test_two_variants_on_the_mini_set(shared_data: Path, tmp_path: Path, capsys:
 
     pp = positive_precision(tmp_path / "abl" / "default" / "last.pt", k=1)
     assert pp["anchors"] > 0 and 0.0 <= pp["precision"] <= 1.0 and pp["precision"] == pp["all_correct"]
-    assert set(VARIANTS) >= {"default", "k1", "random-neg", "lc0", "lc0.5", "lc1.0", "no-stripes", "float32"}
+    assert set(VARIANTS) >= {"start", "default", "k1", "random-neg", "lc0", "lc0.5", "lc1.0", "no-stripes", "float32"}
