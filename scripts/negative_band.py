@@ -1,13 +1,13 @@
 """Where a re-ID model puts each person's other crops in the method's ranking (a diagnostic).
 
-For a Market-layout training folder (identities in the file names, read here only to measure) and
-a model, embeds every crop, ranks all crops for 3,000 random anchors with the method's selection
+For the training split of a Market-layout dataset (identities in the file names, read here only to
+measure) and a model, embeds every crop, ranks all crops for 3,000 random anchors with the method's selection
 distance on the global embedding (``2 - 2 cos + lambda_c * [same camera]``) and prints, for K in
 1, 7, 15, 30: the precision of the K nearest (the positives the method would select), how many of
 the anchor's other crops fall in ranks K+1..K+M (the hard negatives the loss pushes away) and how
 many other crops an anchor has in all. The README's DukeMTMC-reID adaptation figures::
 
-    python scripts/negative_band.py DukeMTMC-reID/bounding_box_train --model default
+    python scripts/negative_band.py DukeMTMC-reID --model default
 """
 
 from __future__ import annotations
@@ -16,39 +16,36 @@ import argparse
 import sys
 from pathlib import Path
 
-import cv2
-import numpy as np
 import torch
 
 from reid_edge.backends import load_backend
-from reid_edge.datasets import market_pid
+from reid_edge.datasets import read_market_layout
+from reid_edge.errors import ReidEdgeError
+from reid_edge.evaluation import extract_features
 from reid_edge.models import resolve
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("folder", type=Path, help="Market-layout training folder (e.g. bounding_box_train)")
+    ap.add_argument("root", type=Path, help="Market-layout dataset root (its bounding_box_train/ is ranked)")
     ap.add_argument("--model", default=None, help="model file or packaged name (default: the packaged default)")
     ap.add_argument("--m", type=int, default=500, help="hard negatives after the K positives (default 500)")
     ap.add_argument("--lambda-c", type=float, default=0.05)
     ap.add_argument("--anchors", type=int, default=3000)
     args = ap.parse_args(argv)
-    files = sorted(args.folder.glob("*.jpg"))
-    pids = [market_pid(f.name) for f in files]
-    if not files or any(p is None for p in pids):
-        print(f"error: {args.folder} has no Market-style crop names (NNNN_cN...jpg)", file=sys.stderr)
+    try:
+        train = read_market_layout(args.root).train
+        if not train:
+            raise ReidEdgeError(f"{args.root} has no bounding_box_train/ crops")
+        global_, _ = extract_features(load_backend(resolve(args.model), device="cpu"), train)
+    except ReidEdgeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 2
-    backend = load_backend(resolve(args.model), device="cpu")
-    feats = []
-    for i in range(0, len(files), 64):
-        crops = [cv2.imread(str(f))[:, :, ::-1] for f in files[i:i + 64]]
-        feats.append(backend.embed(crops).global_)
-    g = torch.tensor(np.concatenate(feats), dtype=torch.float64)
-    g = g / g.norm(dim=1, keepdim=True)
-    pid = torch.tensor(pids)
-    cam = torch.tensor([int(f.name.split("_")[1][1:2]) for f in files])
+    g = torch.tensor(global_, dtype=torch.float64)  # unit rows
+    pid = torch.tensor([s.pid for s in train])
+    cam = torch.tensor([s.camid for s in train])
     torch.manual_seed(0)
-    anchors = torch.randperm(len(files))[:args.anchors]
+    anchors = torch.randperm(len(train))[:args.anchors]
     ks = (1, 7, 15, 30)
     prec: dict[int, list[torch.Tensor]] = {k: [] for k in ks}
     band: dict[int, list[torch.Tensor]] = {k: [] for k in ks}
@@ -62,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
             prec[k].append(same[:, :k].double().mean(1))
             band[k].append(same[:, k:k + args.m].sum(1).double())
         total.append((pid[None] == pid[idx][:, None]).sum(1).double() - 1)
-    print(f"{len(files)} crops, {len(anchors)} anchors; other crops of the anchor's person: "
+    print(f"{len(train)} crops, {len(anchors)} anchors; other crops of the anchor's person: "
           f"{torch.cat(total).mean():.1f} on average")
     for k in ks:
         print(f"K {k:>2}: precision of the K nearest {torch.cat(prec[k]).mean():.3f}, "
