@@ -120,11 +120,16 @@ def read_market_layout(root: str | Path, name: str = "market1501") -> ReidData:
     """Market-1501, DukeMTMC-reID and CUHK03-NP (one variant folder) share this layout.
 
     ``bounding_box_train/`` may be absent (a test split only: evaluation needs just ``query/`` and
-    ``bounding_box_test/``); ``train`` is then empty and training says so.
+    ``bounding_box_test/``); ``train`` is then empty and training says so. The test split may be
+    absent too (a site's training crops only): ``query`` and ``gallery`` are then empty and
+    evaluation says so.
     """
     r = _require_dir(Path(root), "dataset")
-    has_train = (r / "bounding_box_train").is_dir() or not has_market_test_split(r)
+    has_test = has_market_test_split(r)
+    has_train = (r / "bounding_box_train").is_dir() or not has_test
     train = _read_market_folder(r / "bounding_box_train", keep_distractors=False) if has_train else []
+    if not has_test:
+        return ReidData(name, r, train)
     query = _read_market_folder(r / "query", keep_distractors=False)
     gallery = _read_market_folder(r / "bounding_box_test", keep_distractors=True)
     return ReidData(name, r, train, query, gallery)

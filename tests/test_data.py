@@ -62,6 +62,15 @@ def test_market_junk_dropped_distractors_kept(tmp_path: Path) -> None:
     assert data.query[0].camid == 2
 
 
+def test_market_training_crops_only(tmp_path: Path) -> None:
+    # a site's (or a copy's) bounding_box_train alone: train from it, with nothing to evaluate
+    root = _market(tmp_path / "m", {"bounding_box_train": ["0002_c1s1_000001_01.jpg", "0007_c2s1_000002_01.jpg"]})
+    data = read_dataset(root)
+    assert (data.name, [s.camid for s in data.train]) == ("market1501", [1, 2])
+    assert (data.query, data.gallery, data.has_test_split) == ([], [], False)
+    assert evaluation_split(data) is None
+
+
 def test_duke_names_and_detection(tmp_path: Path) -> None:
     root = _market(tmp_path / "duke", {
         "bounding_box_train": ["0001_c2_f0046182.jpg", "0001_c5_f0051341.jpg"],
