@@ -39,19 +39,26 @@ MIN_OPSET = 13  # per-channel Q/DQ
 # (`reid-edge run` + MOTChallenge gt; FP32: MOTA 0.804, IDF1 0.672) on 2 quiet cores, calibration on 64
 # frames of the first half:
 # - CPU: quantizing every op (SiLUs, concatenations, resizes too) gave MOTA 0.607 (a lamp at the top of
-#   the frame became a person in 692 frames) and 22.3 ms/frame against FP32's 14.5; keeping the stem
-#   convolution (it sees the raw 0-255 image) and the SiLUs in float: MOTA 0.787, 26.1 ms/frame. ONNX
-#   Runtime's INT8 depthwise convolutions barely beat its float ones on this model (6.75 vs 7.19 ms a
-#   frame) and an INT8 SiLU (QLinearSigmoid + QLinearMul, 10.6 ms) costs three times the fused float one
-#   (3.5 ms), so on a CPU the FP32 detector is the fast one; the CPU encoding exists for parity checks.
+#   the frame became a person in 692 frames) and 22.3 ms/frame against FP32's 14.5. ONNX Runtime's INT8
+#   depthwise convolutions barely beat its float ones on this model (6.75 vs 7.19 ms a frame) and an
+#   INT8 SiLU (QLinearSigmoid + QLinearMul, 10.6 ms) costs three times the fused float one (3.5 ms), so
+#   SiLUs stay float and on a CPU the FP32 detector is the fast one; the CPU encoding exists for parity.
 # - TensorRT fuses SiLU into its INT8 convolutions by itself, and a symmetric (zero point 0) Q/DQ on a
-#   sigmoid's [0, 1] output loses half its range, so its encoding quantizes convolutions only (MOTA
-#   0.752 when run through ONNX Runtime; keeping its stem in float too: 0.717).
+#   sigmoid's [0, 1] output loses half its range, so its encoding quantizes convolutions only.
+# - Both encodings keep the full-resolution layers in float: every convolution whose output is at stride
+#   <= 4 (the stem, which sees raw 0-255 pixels, and the first stage: 9 of YOLOX-Nano's 113 convolutions,
+#   few channels each, where one scale per tensor hurts most). Detections at score >= 0.5 against the
+#   MOT15 ground truth, every frame, recall / precision (`python -m benchmarks.detector_gt`; FP32:
+#   PETS09-S2L1 0.885 / 0.828, TUD-Stadtmitte 0.817 / 0.975): the stem alone in float (the previous
+#   CPU rule) gave TUD 0.790 / 0.887 (a box around a walking group), the stem quantized too (the previous
+#   TensorRT rule) TUD 0.442 / 0.996; with the stride-4 rule, CPU encoding 0.880 / 0.859 and
+#   0.817 / 0.975, TensorRT encoding 0.869 / 0.852 and 0.822 / 0.977. The first depthwise convolution is
+#   the sensitive one (quantizing it alone keeps 0.81 of FP32's boxes on TUD).
 DETECTOR_OPS = {
     "int8-qdq-cpu": ("Conv", "Add", "MaxPool", "Concat", "Resize"),
     "int8-qdq-trt": ("Conv", "Add", "MaxPool"),
 }
-FLOAT_STEM = {"int8-qdq-cpu": True, "int8-qdq-trt": False}  # keep the first convolution in float
+FLOAT_MAX_STRIDE = 4
 # Histogram percentile ranges keep more boxes than min/max (0.87 vs 0.80 of FP32's) on this model;
 # min/max ranges cut the TensorRT encoding's recall to 0.59 (percentile 0.87).
 DETECTOR_CALIBRATION_METHOD = "percentile"
@@ -169,9 +176,26 @@ def prediction_nodes(model: Any) -> list[str]:
     return keep
 
 
-def stem_node(model: Any) -> list[str]:
-    """The first convolution (it sees the raw image), as a one-name list (empty when there is none)."""
-    return next(([n.name] for n in model.graph.node if n.op_type == "Conv"), [])
+def early_nodes(model: Any, native: tuple[int, int], max_stride: int = FLOAT_MAX_STRIDE) -> list[str]:
+    """Convolutions whose output is at stride <= ``max_stride`` (the full-resolution layers).
+
+    Strides come from ONNX shape inference with the model's native input size; a convolution whose
+    output shape cannot be inferred is not listed.
+    """
+    import copy
+
+    import onnx
+
+    fixed = copy.deepcopy(model)
+    dims = fixed.graph.input[0].type.tensor_type.shape.dim
+    for dim, value in zip(dims, (1, 3, *native)):
+        dim.Clear()
+        dim.dim_value = value
+    inferred = onnx.shape_inference.infer_shapes(fixed)
+    heights = {vi.name: vi.type.tensor_type.shape.dim[2].dim_value for vi in inferred.graph.value_info
+               if len(vi.type.tensor_type.shape.dim) == 4}
+    return [n.name for n in model.graph.node
+            if n.op_type == "Conv" and heights.get(n.output[0], 0) * max_stride >= native[0]]
 
 
 def _set_meta(model: Any, meta: dict[str, Any]) -> None:
@@ -255,7 +279,7 @@ def export_detector(cfg: DetectorExportConfig, log: Callable[[str], None] = prin
     log(f"calibrating on {n_cal} frames of {len(cfg.videos)} video(s) ({cfg.method})")
     all_ops = tuple(dict.fromkeys(op for ops in DETECTOR_OPS.values() for op in ops))
     ranges = calibrate(files["fp32"], arrays, method=cfg.method, batch_size=1, op_types=all_ops)
-    head = prediction_nodes(fp32)
+    head, early = prediction_nodes(fp32), early_nodes(fp32, native)
     h = calibration_sha256(np.concatenate([a.reshape(len(a), -1)[:, :4096] for a in arrays]))
 
     settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()}
@@ -268,7 +292,7 @@ def export_detector(cfg: DetectorExportConfig, log: Callable[[str], None] = prin
     if cfg.gt:
         report["fp32_vs_gt"] = _against_gt(cfg, held_out, ref_dets)
     for enc in ("int8-qdq-cpu", "int8-qdq-trt"):
-        keep = head + (stem_node(fp32) if FLOAT_STEM[enc] else [])
+        keep = head + early
         proto = quantize_qdq(files["fp32"], ranges, enc, op_types=DETECTOR_OPS[enc], exclude=keep)
         if enc == "int8-qdq-trt":
             problems = check_trt_qdq(proto)

@@ -53,12 +53,20 @@ def test_export_on_pets_frames(shared_data: Path, tmp_path: Path) -> None:
         assert sum(n.op_type == "QuantizeLinear" for n in model.graph.node) > 50
         assert 0.0 <= report["encodings"][enc]["vs_fp32"]["recall"] <= 1.0
     assert check_trt_qdq(onnx.load(str(res.files["int8-qdq-trt"]))) == []
-    # the CPU encoding keeps the stem convolution (raw 0-255 pixels) and the SiLUs in float; TensorRT's does not
-    for enc, stem_float in (("int8-qdq-cpu", True), ("int8-qdq-trt", False)):
+    # both encodings keep the full-resolution convolutions (output stride <= 4: the stem and the first
+    # stage, 9 of 113) and the SiLUs in float, and quantize every later convolution outside the head
+    from reid_edge.calibration.detector import early_nodes, prepare_fp32
+    from reid_edge.pipeline.detectors.yolox import default_yolox_path
+
+    fp32, native = prepare_fp32(default_yolox_path())
+    early = early_nodes(fp32, native)
+    assert len(early) == 9 and early[0] == next(n.name for n in fp32.graph.node if n.op_type == "Conv")
+    for enc in ("int8-qdq-cpu", "int8-qdq-trt"):
         model = onnx.load(str(res.files[enc]))
         producer = {o: n.op_type for n in model.graph.node for o in n.output}
-        stem = next(n for n in model.graph.node if n.op_type == "Conv")
-        assert (producer.get(stem.input[1]) != "DequantizeLinear") == stem_float, enc
+        convs = [n for n in model.graph.node if n.op_type == "Conv"]
+        float_convs = [n.name for n in convs if producer.get(n.input[1]) != "DequantizeLinear"]
+        assert float_convs[:9] == early and convs[9].name not in float_convs, enc
         silu = {n.input[1] for n in model.graph.node if n.op_type == "Mul" and producer.get(n.input[1]) == "Sigmoid"}
         quantized = {n.input[0] for n in model.graph.node if n.op_type == "QuantizeLinear"}
         assert len(silu) > 50 and not silu & quantized, enc  # SiLUs compute in float
