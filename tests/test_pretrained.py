@@ -285,3 +285,25 @@ def test_torchvision_mapping_table() -> None:
         "features.5.conv.0.weight": 5, "features.5.conv.4.weight": 6, "features.5.conv.6.weight": 7,
         "features.5.conv.7.running_var": 8, "features.18.1.bias": 9,
     }
+
+
+def test_reid_edge_checkpoint_starts_the_whole_model(tmp_path: Path) -> None:
+    import dataclasses
+
+    from reid_edge.train.models import build_model
+
+    earlier = build_model("resnet18", num_stripes=4, embed_dim=64)
+    with torch.no_grad():
+        for p in earlier.parameters():
+            p.add_(0.01)  # heads and backbone both differ from a fresh model's
+    path = tmp_path / "site.pt"
+    torch.save({"format": "reid-edge-checkpoint", "version": 1, "model_config": dataclasses.asdict(earlier.config),
+                "model": earlier.state_dict()}, path)
+    same = build_model("resnet18", num_stripes=4, embed_dim=64, pretrained=str(path))
+    assert all(torch.equal(a, b) for a, b in zip(same.state_dict().values(), earlier.state_dict().values()))
+    assert same.pretrained_report.layout == "reid-edge checkpoint, whole model"  # type: ignore[union-attr]
+    # another configuration (a wider embedding): only the backbone carries over, the heads are new
+    wider = build_model("resnet18", num_stripes=4, embed_dim=128, pretrained=str(path))
+    assert all(torch.equal(a, b) for a, b in zip(wider.backbone.state_dict().values(),
+                                                  earlier.backbone.state_dict().values()))
+    assert wider.pretrained_report.layout == "as-is"  # type: ignore[union-attr]

@@ -69,7 +69,10 @@ def build_model(
         last_stride: stride of the last backbone stage (1 keeps a finer map, the re-id default).
         pretrained: ``None`` (random init), ``"imagenet"`` or a weights file for the backbone,
             resolved by :func:`reid_edge.train.models.pretrained.load_backbone_weights`; its
-            report is kept as ``model.pretrained_report``.
+            report is kept as ``model.pretrained_report``. A reid-edge checkpoint whose model
+            has this very configuration starts the whole model (backbone and heads, imported
+            backbones too): a site continues from its own earlier model; with another
+            configuration only its backbone is used.
 
     Returns:
         The model, in train mode. Rebuild one from ``model.config`` with
@@ -82,6 +85,10 @@ def build_model(
     config = ModelConfig(
         backbone=backbone, num_stripes=num_stripes, embed_dim=embed_dim, last_stride=last_stride
     )
+    if pretrained is not None:
+        whole = _whole_model_start(pretrained, config)
+        if whole is not None:
+            return whole
     if backbone in IMPORTED_BACKBONES:
         if pretrained is not None:
             raise ConfigError(f"{backbone} starts from its own packaged weights; drop --pretrained {pretrained}")
@@ -93,4 +100,42 @@ def build_model(
         from .pretrained import load_backbone_weights
 
         model.pretrained_report = load_backbone_weights(model.backbone, backbone, pretrained)
+    return model
+
+
+def _whole_model_start(path: str, config: ModelConfig) -> ReIDModel | None:
+    """The model of a reid-edge checkpoint at ``path`` when its configuration is ``config``; else None."""
+    import dataclasses
+    from pathlib import Path
+
+    from reid_edge.errors import CheckpointError
+
+    file = Path(path).expanduser()
+    if path.strip().lower() == "imagenet" or not file.is_file():
+        return None
+    import torch
+
+    try:
+        ckpt = torch.load(file, map_location="cpu", weights_only=True)
+    except Exception:  # not a torch file, or not weights-only loadable: the backbone loader says why
+        return None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != "reid-edge-checkpoint":
+        return None
+    if dict(ckpt.get("model_config") or {}) != dataclasses.asdict(config):
+        return None
+    from .pretrained import PretrainedReport
+
+    if config.backbone in IMPORTED_BACKBONES:
+        from .imported import build_imported_model
+
+        model = build_imported_model(config.backbone, config)
+    else:
+        model = ReIDModel(build_backbone(config.backbone, config.last_stride), config)
+    try:
+        model.load_state_dict(ckpt["model"])
+    except (RuntimeError, KeyError) as exc:
+        raise CheckpointError(f"{file}: its model does not load into a {config.backbone} model: {exc}") from exc
+    model.pretrained_report = PretrainedReport(
+        backbone=config.backbone, source=str(file), origin="file", layout="reid-edge checkpoint, whole model",
+        loaded=len(ckpt["model"]))
     return model
