@@ -109,6 +109,7 @@ def _whole_model_start(path: str, config: ModelConfig) -> ReIDModel | None:
     from pathlib import Path
 
     from reid_edge.errors import CheckpointError
+    from reid_edge.train.checkpoint import FORMAT
 
     file = Path(path).expanduser()
     if path.strip().lower() == "imagenet" or not file.is_file():
@@ -119,7 +120,7 @@ def _whole_model_start(path: str, config: ModelConfig) -> ReIDModel | None:
         ckpt = torch.load(file, map_location="cpu", weights_only=True)
     except Exception:  # not a torch file, or not weights-only loadable: the backbone loader says why
         return None
-    if not isinstance(ckpt, dict) or ckpt.get("format") != "reid-edge-checkpoint":
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         return None
     if dict(ckpt.get("model_config") or {}) != dataclasses.asdict(config):
         return None
