@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.mot15 import REPO, SEQUENCES
+from benchmarks.mot15 import REPO, SEQUENCES, sequence_files
 
 MODELS = ("fp32", "int8-qdq-cpu", "int8-qdq-trt")
 
@@ -91,11 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="reid-edge-detgt.") as tmp:
         work = args.out or Path(tmp)
         for seq in args.sequences:
-            video_rel, gt_rel, scale = SEQUENCES[seq]
-            video, gt_file = args.data / video_rel, args.data / gt_rel
-            if not (video.is_file() and gt_file.is_file()):
-                print(f"error: {seq}: {video} or {gt_file} is missing", file=sys.stderr)
-                return 2
+            video, gt_file, scale = sequence_files(args.data, seq)
             export_detector(DetectorExportConfig(videos=(str(video),), out=work / seq),
                             log=lambda msg: print(f"  {msg}", file=sys.stderr))
             gt = {f: boxes for f, (_, boxes) in read_mot_tracks(gt_file, is_gt=True, scale=scale).items()}

@@ -32,6 +32,20 @@ SEQUENCES = {
 DETECTORS = ("motion", "hog", "yolox", "yolox-int8")
 
 
+def sequence_files(data: Path, seq: str) -> tuple[Path, Path, float]:
+    """``seq``'s video, ground truth and gt scale under the shared ``data`` folder.
+
+    Raises:
+        SystemExit: either file is missing (a one-line message, exit code 2).
+    """
+    video_rel, gt_rel, scale = SEQUENCES[seq]
+    video, gt = data / video_rel, data / gt_rel
+    if not (video.is_file() and gt.is_file()):
+        print(f"error: {seq}: {video} or {gt} is missing", file=sys.stderr)
+        raise SystemExit(2)
+    return video, gt, scale
+
+
 def write_scaled_gt(gt: Path, scale: float, out: Path, max_frames: int | None) -> None:
     """A copy of a MOT gt file with boxes scaled to the video (and cut at ``max_frames``)."""
     from reid_edge.pipeline.motfile import read_mot_rows
@@ -100,10 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="reid-edge-mot15.") as tmp:
         work = args.out or Path(tmp)
         for seq in args.sequences:
-            video_rel, gt_rel, scale = SEQUENCES[seq]
-            video, gt = args.data / video_rel, args.data / gt_rel
-            if not (video.is_file() and gt.is_file()):
-                raise SystemExit(f"{seq}: {video} or {gt} is missing")
+            video, gt, scale = sequence_files(args.data, seq)
             gt_dir = work / seq / "gt"
             write_scaled_gt(gt, scale, gt_dir / f"{seq}.gt.txt", args.max_frames)
             results[seq] = {}
