@@ -287,23 +287,30 @@ def test_torchvision_mapping_table() -> None:
     }
 
 
-def test_reid_edge_checkpoint_starts_the_whole_model(tmp_path: Path) -> None:
+def test_reid_edge_checkpoint_gives_its_backbone_and_continues_an_imported_model(tmp_path: Path) -> None:
     import dataclasses
 
     from reid_edge.train.models import build_model
 
+    def saved(model: nn.Module, name: str) -> Path:
+        with torch.no_grad():
+            for p in model.parameters():
+                p.add_(0.01)  # heads and backbone both differ from a fresh model's
+        path = tmp_path / name
+        torch.save({"format": "reid-edge-checkpoint", "version": 1, "model_config": dataclasses.asdict(model.config),
+                    "model": model.state_dict()}, path)
+        return path
+
+    # our own backbones: the backbone carries over, the heads start new (even with the same configuration)
     earlier = build_model("resnet18", num_stripes=4, embed_dim=64)
-    with torch.no_grad():
-        for p in earlier.parameters():
-            p.add_(0.01)  # heads and backbone both differ from a fresh model's
-    path = tmp_path / "site.pt"
-    torch.save({"format": "reid-edge-checkpoint", "version": 1, "model_config": dataclasses.asdict(earlier.config),
-                "model": earlier.state_dict()}, path)
-    same = build_model("resnet18", num_stripes=4, embed_dim=64, pretrained=str(path))
-    assert all(torch.equal(a, b) for a, b in zip(same.state_dict().values(), earlier.state_dict().values()))
-    assert same.pretrained_report.layout == "reid-edge checkpoint, whole model"  # type: ignore[union-attr]
-    # another configuration (a wider embedding): only the backbone carries over, the heads are new
-    wider = build_model("resnet18", num_stripes=4, embed_dim=128, pretrained=str(path))
-    assert all(torch.equal(a, b) for a, b in zip(wider.backbone.state_dict().values(),
+    start = build_model("resnet18", num_stripes=4, embed_dim=64, pretrained=str(saved(earlier, "r18.pt")))
+    assert all(torch.equal(a, b) for a, b in zip(start.backbone.state_dict().values(),
                                                   earlier.backbone.state_dict().values()))
-    assert wider.pretrained_report.layout == "as-is"  # type: ignore[union-attr]
+    assert not torch.equal(start.global_head.linear.weight, earlier.global_head.linear.weight)
+    # an imported backbone continues from its own earlier adapted checkpoint, heads included
+    adapted = build_model("intel-0288", num_stripes=8, embed_dim=256)
+    again = build_model("intel-0288", num_stripes=8, embed_dim=256, pretrained=str(saved(adapted, "i288.pt")))
+    assert all(torch.equal(a, b) for a, b in zip(again.state_dict().values(), adapted.state_dict().values()))
+    assert again.pretrained_report.layout == "reid-edge checkpoint, whole model"  # type: ignore[union-attr]
+    with pytest.raises(ConfigError, match="packaged weights"):
+        build_model("intel-0288", num_stripes=8, embed_dim=256, pretrained="imagenet")

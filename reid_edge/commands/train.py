@@ -39,8 +39,8 @@ def register(app: typer.Typer) -> None:
         config: Path = typer.Option(None, "--config", help="YAML file with TrainConfig keys (flags override it)."),
         fmt: str = typer.Option(None, "--format", help="|".join(("auto", *DATA_FORMATS)) + f" [default: {_D.format}]."),
         backbone: str = typer.Option(None, "--backbone", help="|".join(BACKBONES) + f" [default: {_D.backbone}]."),
-        pretrained: str = typer.Option(None, "--pretrained", help="'imagenet', backbone weights, or a reid-edge "
-                                       "checkpoint of the same model (whole model) [default: none]."),
+        pretrained: str = typer.Option(None, "--pretrained", help="'imagenet' or a weights file (a reid-edge "
+                                       "checkpoint: its backbone; for intel-0288 the whole model) [default: none]."),
         epochs: int = typer.Option(None, "--epochs", help=f"Epochs [default: {_D.epochs}]."),
         batch_size: int = typer.Option(None, "--batch-size", help=f"Images per batch [default: {_D.batch_size}, "
                                        "the paper's]."),
