@@ -5,7 +5,8 @@ measure) and a model, embeds every crop, ranks all crops for 3,000 random anchor
 distance on the global embedding (``2 - 2 cos + lambda_c * [same camera]``) and prints, for K in
 1, 7, 15, 30: the precision of the K nearest (the positives the method would select), how many of
 the anchor's other crops fall in ranks K+1..K+M (the hard negatives the loss pushes away) and how
-many other crops an anchor has in all. The README's DukeMTMC-reID adaptation figures::
+many other crops an anchor has in all; then how the K = 7 band's same-person crops spread over
+ranks 8-57, 58-107, 108-207 and the rest. The README's DukeMTMC-reID adaptation figures::
 
     python scripts/negative_band.py DukeMTMC-reID --model default
 """
@@ -49,6 +50,9 @@ def main(argv: list[str] | None = None) -> int:
     ks = (1, 7, 15, 30)
     prec: dict[int, list[torch.Tensor]] = {k: [] for k in ks}
     band: dict[int, list[torch.Tensor]] = {k: [] for k in ks}
+    # where the K = 7 band's same-person crops sit: ranks 8-57, 58-107, 108-207, 208-(7 + M)
+    edges = [e for e in (7, 57, 107, 207) if e < 7 + args.m] + [7 + args.m]
+    bins: list[list[torch.Tensor]] = [[] for _ in edges[1:]]
     total = []
     for s in range(0, len(anchors), 500):
         idx = anchors[s:s + 500]
@@ -58,12 +62,17 @@ def main(argv: list[str] | None = None) -> int:
         for k in ks:
             prec[k].append(same[:, :k].double().mean(1))
             band[k].append(same[:, k:k + args.m].sum(1).double())
+        for i, (lo, hi) in enumerate(zip(edges, edges[1:])):
+            bins[i].append(same[:, lo:hi].double())
         total.append((pid[None] == pid[idx][:, None]).sum(1).double() - 1)
     print(f"{len(train)} crops, {len(anchors)} anchors; other crops of the anchor's person: "
           f"{torch.cat(total).mean():.1f} on average")
     for k in ks:
         print(f"K {k:>2}: precision of the K nearest {torch.cat(prec[k]).mean():.3f}, "
               f"of the person's crops in ranks {k + 1}-{k + args.m}: {torch.cat(band[k]).mean():.1f}")
+    for (lo, hi), rows in zip(zip(edges, edges[1:]), bins):
+        b = torch.cat(rows)
+        print(f"ranks {lo + 1}-{hi}: {b.sum(1).mean():.2f} of the person's crops per anchor (precision {b.mean():.3f})")
     return 0
 
 
