@@ -39,8 +39,8 @@ def score_against_gt(gt: dict[int, Any], detections: dict[int, Any], threshold: 
 
     frames = sorted(gt)
     ref = [np.concatenate([gt[f], np.ones((len(gt[f]), 1))], axis=1) for f in frames]
-    pred = [detections.get(f, np.zeros((0, 5)))[detections.get(f, np.zeros((0, 5)))[:, 4] >= threshold]
-            for f in frames]
+    none = np.zeros((0, 5))
+    pred = [d[d[:, 4] >= threshold] for d in (detections.get(f, none) for f in frames)]
     res = compare(ref, pred, min_score=0.0, min_iou=0.5)
     return {"recall": res["recall"], "precision": res["precision"], "boxes": res["boxes"]}
 

@@ -49,10 +49,10 @@ MIN_OPSET = 13  # per-channel Q/DQ
 #   <= 4 (the stem, which sees raw 0-255 pixels, and the first stage: 9 of YOLOX-Nano's 113 convolutions,
 #   few channels each, where one scale per tensor hurts most). Detections at score >= 0.5 against the
 #   MOT15 ground truth, every frame, recall / precision (`python -m benchmarks.detector_gt`; FP32:
-#   PETS09-S2L1 0.885 / 0.828, TUD-Stadtmitte 0.817 / 0.975): the stem alone in float (the previous
+#   PETS09-S2L1 0.883 / 0.795, TUD-Stadtmitte 0.817 / 0.975): the stem alone in float (the previous
 #   CPU rule) gave TUD 0.790 / 0.887 (a box around a walking group), the stem quantized too (the previous
-#   TensorRT rule) TUD 0.442 / 0.996; with the stride-4 rule, CPU encoding 0.880 / 0.859 and
-#   0.817 / 0.975, TensorRT encoding 0.869 / 0.852 and 0.822 / 0.977. The first depthwise convolution is
+#   TensorRT rule) TUD 0.442 / 0.996; with the stride-4 rule, CPU encoding 0.878 / 0.825 and
+#   0.817 / 0.975, TensorRT encoding 0.868 / 0.819 and 0.822 / 0.977. The first depthwise convolution is
 #   the sensitive one (quantizing it alone keeps 0.81 of FP32's boxes on TUD).
 DETECTOR_OPS = {
     "int8-qdq-cpu": ("Conv", "Add", "MaxPool", "Concat", "Resize"),
