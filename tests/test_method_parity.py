@@ -394,3 +394,32 @@ def test_autocast_does_not_lower_the_method_precision(device: str) -> None:
     assert torch.equal(plain[2], mixed[2])
     assert mixed[0].dtype == torch.float32
     assert mixed[0].item() == pytest.approx(plain[0].item(), rel=1e-6)
+
+
+def test_negative_gap_skips_ranks_after_the_positives() -> None:
+    """``negative_gap``: the negatives start ``gap`` ranks after the ``K`` positives (0: the method)."""
+    torch.manual_seed(0)
+    n, d, s = 40, 16, 4
+    cams = torch.arange(n) % 3
+    banks_g = torch.nn.functional.normalize(torch.randn(n, d), dim=1)
+    banks_l = torch.nn.functional.normalize(torch.randn(n, s, d // s), dim=2)
+    index = torch.tensor([0, 7, 13])
+    feats, stripes = banks_g[index], banks_l[index]
+    picks = {}
+    for gap in (0, 5):
+        for groups in (None, torch.tensor([-1] * n)):
+            method = SelectiveContrastive(n, d, s, cams, MethodConfig(k=3, m=10, negative_gap=gap), groups=groups)
+            method.init_banks(torch.arange(n), banks_g, banks_l)
+            picks[gap, groups is None] = method.select(index, feats, stripes, warmup=False, generator=None)
+    dist = selection_distance(feats, stripes, banks_g.double(), banks_l.double(), cams[index], cams, 0.5, 0.05)
+    ranked = rank_excluding_self(dist, index, 3 + 5 + 10)
+    for plain in (True, False):
+        pos0, neg0 = picks[0, plain]
+        pos5, neg5 = picks[5, plain]
+        assert torch.equal(pos0, pos5) and torch.equal(pos0[:, 1:], ranked[:, :3])
+        assert torch.equal(neg0, ranked[:, 3:13]) and torch.equal(neg5, ranked[:, 8:18])
+    with pytest.raises(ConfigError, match="negative_gap"):
+        MethodConfig(negative_gap=-1)
+    with pytest.raises(ConfigError, match="too few"):
+        SelectiveContrastive(12, d, s, cams[:12], MethodConfig(k=3, m=10, negative_gap=8))
+    assert SelectiveContrastive(20, d, s, cams[:20], MethodConfig(k=3, m=100, negative_gap=6)).num_negatives == 10

@@ -56,6 +56,10 @@ class MethodConfig:
         negatives: ``hard`` (the method: the ``M`` entries ranked after the ``K`` positives) or
             ``random`` (an ablation: ``M`` entries drawn uniformly among all but the anchor and its
             positives; the positives are selected as usual).
+        negative_gap: ranks skipped between the ``K`` positives and the ``M`` hard negatives
+            (0, the default: the method, negatives right after the positives). An extension for a
+            dense site started from a strong model, where many of a person's other crops rank just
+            after the ``K`` positives (README, site adaptation); unused with random negatives.
     """
 
     lambda_t: float = 0.5
@@ -70,6 +74,7 @@ class MethodConfig:
     bank_momentum: float = 0.5
     selection_dtype: str = "float64"
     negatives: str = "hard"
+    negative_gap: int = 0
 
     def __post_init__(self) -> None:
         for name in ("lambda_t", "lambda_p", "lambda_g"):
@@ -94,6 +99,8 @@ class MethodConfig:
             )
         if self.negatives not in NEGATIVES:
             raise ConfigError(f"negatives must be one of {', '.join(NEGATIVES)}, got {self.negatives!r}")
+        if self.negative_gap < 0:
+            raise ConfigError(f"negative_gap must be >= 0, got {self.negative_gap}")
         if not 0.0 <= self.bank_momentum < 1.0:
             raise ConfigError(f"bank_momentum must be in [0, 1), got {self.bank_momentum}")
 

@@ -146,26 +146,33 @@ def rank_excluding_self(dist: Tensor, index: Tensor, count: int) -> Tensor:
     return torch.topk(key, count, dim=1, largest=False, sorted=True).indices
 
 
-def select_from_distance(dist: Tensor, index: Tensor, k: int, m: int) -> tuple[Tensor, Tensor]:
-    """Positives ``[B, K+1]`` (anchor first) and negatives ``[B, M]`` from a ``[B, N]`` distance."""
-    ranked = rank_excluding_self(dist, index, k + m)
-    return torch.cat([index.unsqueeze(1), ranked[:, :k]], dim=1), ranked[:, k:]
+def select_from_distance(dist: Tensor, index: Tensor, k: int, m: int, gap: int = 0) -> tuple[Tensor, Tensor]:
+    """Positives ``[B, K+1]`` (anchor first) and negatives ``[B, M]`` from a ``[B, N]`` distance.
+
+    ``gap``: ranks skipped between the positives and the negatives (0: the method, negatives are
+    the ``M`` ranked right after the ``K`` positives).
+    """
+    ranked = rank_excluding_self(dist, index, k + gap + m)
+    return torch.cat([index.unsqueeze(1), ranked[:, :k]], dim=1), ranked[:, k + gap:]
 
 
-def select_with_groups(dist: Tensor, same: Tensor, index: Tensor, k: int, m: int) -> tuple[Tensor, Tensor]:
+def select_with_groups(
+    dist: Tensor, same: Tensor, index: Tensor, k: int, m: int, gap: int = 0
+) -> tuple[Tensor, Tensor]:
     """:func:`select_from_distance` where ``same [B, N]`` marks each anchor's group mates.
 
     Positives: the first ``K`` of the ranking with mates first (``dist - GROUP_PRIORITY``).
     Negatives: the first ``M`` of the ranking with mates last (``dist + GROUP_PRIORITY``), the
     anchor and its positives excluded, so a group larger than ``K + 1`` never supplies negatives
-    (only when fewer than ``M`` non-mates exist). Without mates both equal :func:`select_from_distance`.
+    (only when fewer than ``M`` non-mates exist). ``gap``: the first ``gap`` of that negative
+    ranking are skipped. Without mates both equal :func:`select_from_distance`.
     """
     shift = same.to(dist.dtype) * GROUP_PRIORITY
     ranked = rank_excluding_self(dist - shift, index, k)
     key = sortable_key(dist + shift)
     key.scatter_(1, index.unsqueeze(1), _INT64_MAX)
     key.scatter_(1, ranked, _INT64_MAX)
-    neg = torch.topk(key, m, dim=1, largest=False, sorted=True).indices
+    neg = torch.topk(key, gap + m, dim=1, largest=False, sorted=True).indices[:, gap:]
     return torch.cat([index.unsqueeze(1), ranked], dim=1), neg
 
 
@@ -409,9 +416,11 @@ class SelectiveContrastive(nn.Module):
         super().__init__()
         if num_stripes < 1 or embed_dim % num_stripes:
             raise ConfigError(f"embed_dim ({embed_dim}) must be a multiple of num_stripes ({num_stripes})")
-        if num_samples < cfg.k + 2:
+        self.negative_gap = cfg.negative_gap if cfg.negatives == "hard" else 0
+        if num_samples < cfg.k + self.negative_gap + 2:
             raise ConfigError(
-                f"{num_samples} training images are too few for k={cfg.k} positives and a negative"
+                f"{num_samples} training images are too few for k={cfg.k} positives, "
+                f"negative_gap={self.negative_gap} and a negative"
             )
         cameras = torch.as_tensor(cameras)
         if cameras.shape != (num_samples,) or cameras.is_floating_point():
@@ -423,7 +432,7 @@ class SelectiveContrastive(nn.Module):
         self.embed_dim = embed_dim
         self.num_stripes = num_stripes
         self.stripe_dim = embed_dim // num_stripes
-        self.num_negatives = min(cfg.m, num_samples - cfg.k - 1)
+        self.num_negatives = min(cfg.m, num_samples - cfg.k - 1 - self.negative_gap)
         shape_local = (num_samples, num_stripes, self.stripe_dim)
         bank_dtype = SELECTION_DTYPES[cfg.selection_dtype]
         self.register_buffer("global_bank", torch.zeros(num_samples, embed_dim, dtype=bank_dtype))
@@ -524,9 +533,9 @@ class SelectiveContrastive(nn.Module):
         if self.groups is not None:
             anchor_group = self.groups[index].unsqueeze(1)
             same = (anchor_group == self.groups.unsqueeze(0)) & (anchor_group >= 0)
-            pos, neg = select_with_groups(dist, same, index, k, hard)
+            pos, neg = select_with_groups(dist, same, index, k, hard, self.negative_gap)
         else:
-            pos, neg = select_from_distance(dist, index, k, hard)
+            pos, neg = select_from_distance(dist, index, k, hard, self.negative_gap)
         if not hard:
             neg = random_negatives(pos, self.num_samples, m, generator)
         return pos, neg
