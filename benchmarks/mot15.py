@@ -6,6 +6,7 @@ MOTA, IDF1, ID switches) against the MOTChallenge ground truth, plus the frames/
 
     python -m benchmarks.mot15                                  # all four detectors, both sequences
     python -m benchmarks.mot15 --detectors yolox yolox-int8 --json runs/mot15.json
+    python -m benchmarks.mot15 --detectors yolox yolox-int8 --config pipeline.yml   # e.g. other tracker settings
 
 Detectors: ``motion``, ``hog``, ``yolox`` (the packaged YOLOX-Nano, FP32) and ``yolox-int8``
 (its ``int8-qdq-cpu`` encoding from ``reid-edge export-detector``, calibrated without labels on
@@ -68,14 +69,31 @@ def int8_detector(video: Path, gt: Path, scale: float, work: Path) -> tuple[str,
     return f"yolox:{res.files['int8-qdq-cpu']}", res.report
 
 
+def load_config(path: Path | None) -> Any:
+    """The pipeline configuration from ``--config`` (``reid-edge run --config``'s YAML), or defaults.
+
+    Raises:
+        SystemExit: the file is missing or invalid (a one-line message, exit code 2).
+    """
+    from reid_edge.config import load_yaml
+    from reid_edge.errors import ConfigError
+    from reid_edge.pipeline.runner import PipelineConfig
+
+    try:
+        return load_yaml(PipelineConfig, path)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
 def run_one(video: Path, name: str, detector: str, backend: Any, gt_dir: Path, out: Path,
-            max_frames: int | None) -> dict[str, Any]:
+            max_frames: int | None, config: Any = None) -> dict[str, Any]:
     from reid_edge.pipeline.mtmc_eval import evaluate_mtmc
     from reid_edge.pipeline.runner import run_pipeline
 
     out.mkdir(parents=True, exist_ok=True)
     summary = run_pipeline([str(video)], out, backend, detector=detector, camera_names=[name],
-                           max_frames=max_frames, device="cpu")
+                           config=config, max_frames=max_frames, device="cpu")
     metrics = evaluate_mtmc(out, gt_dir)["cameras"][name]
     cam = summary["cameras"][name]
     return {"metrics": metrics, "fps": cam["fps"], "frames": cam["frames"],
@@ -103,7 +121,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-frames", type=int, default=None)
     ap.add_argument("--out", type=Path, default=None, help="keep run outputs and INT8 exports here")
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--config", type=Path, default=None,
+                    help="pipeline YAML (tracker/reid/association sections), as for reid-edge run --config")
     args = ap.parse_args(argv)
+    config = load_config(args.config)
 
     from reid_edge.backends import load_backend
     from reid_edge.models import resolve
@@ -123,7 +144,8 @@ def main(argv: list[str] | None = None) -> int:
                 if det == "yolox-int8":
                     spec, reports[seq] = int8_detector(video, gt, scale, work / seq / "detector")
                 print(f"{seq}: {det} ...", file=sys.stderr, flush=True)
-                results[seq][det] = run_one(video, seq, spec, backend, gt_dir, work / seq / det, args.max_frames)
+                results[seq][det] = run_one(video, seq, spec, backend, gt_dir, work / seq / det, args.max_frames,
+                                            config)
                 r = results[seq][det]
                 print(f"  HOTA {r['metrics']['hota']:.3f} MOTA {r['metrics']['mota']:.3f} "
                       f"IDF1 {r['metrics']['idf1']:.3f} {r['fps']:.1f} frames/s; ms/frame "
