@@ -39,6 +39,8 @@ class ModelCard:
 
     ``match_gate``: the cross-camera association gate (distance between unit embeddings) chosen
     for this model; None: the pipeline's default, tuned for the project's own models.
+    ``track_gate``: the same for the tracker's appearance gate at crossings
+    (``tracker.max_appearance_dist``); None: the tracker's default.
     """
 
     backbone: str
@@ -58,6 +60,7 @@ class ModelCard:
     calibration_method: str | None = None
     lambda_g: float = 0.5
     match_gate: float | None = None
+    track_gate: float | None = None
     lambda_c: float = DEFAULT_LAMBDA_C  # same-camera penalty of the combined distance (the run's method setting)
     extra: dict[str, Any] = field(default_factory=dict)
 

@@ -13,6 +13,7 @@ from reid_edge.card import read_card
 from reid_edge.cli import main
 from reid_edge.models import resolve
 from reid_edge.pipeline.associate import DEFAULT_MAX_DISTANCE, AssociationConfig, resolve_gate
+from reid_edge.pipeline.tracker import DEFAULT_APPEARANCE_GATE, TrackerConfig, resolve_appearance_gate
 
 
 def test_int8_export_of_the_imported_default_model(market_mini: Path, tmp_path: Path,
@@ -34,6 +35,7 @@ def test_int8_export_of_the_imported_default_model(market_mini: Path, tmp_path: 
         card = read_card(out / filename)
         assert (card.encoding, card.precision, card.num_stripes) == (encoding, "int8", 0)
         assert card.calibration_sha256 and card.match_gate == fp32_card.match_gate
+        assert card.track_gate == fp32_card.track_gate == 0.85  # the tracker's gate survives quantization
         assert card.extra["source"] == fp32_card.extra["source"]  # provenance survives quantization
 
 
@@ -61,6 +63,16 @@ def test_gate_comes_from_the_card_unless_configured() -> None:
         assert (gate, source) == (card.match_gate, "model card") and 0 < gate < 2
 
 
+def test_tracker_gate_comes_from_the_card_unless_configured() -> None:
+    """The packaged default carries the tracker's appearance gate measured on MOT15; models without one
+    (the project's own) keep the tracker's default."""
+    card = read_card(resolve("default"))
+    assert resolve_appearance_gate(TrackerConfig().max_appearance_dist, card) == (0.85, "model card")
+    assert resolve_appearance_gate(1.1, card) == (1.1, "config")
+    assert resolve_appearance_gate(None, card.replace(track_gate=None)) == (DEFAULT_APPEARANCE_GATE, "default")
+    assert resolve_appearance_gate(None, None) == (DEFAULT_APPEARANCE_GATE, "default")
+
+
 def test_run_without_a_model_on_real_clips(shared_data: Path, tmp_path: Path,
                                            monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     """The design card's command on a fresh install: no --model, nothing trained in this folder."""
@@ -81,6 +93,7 @@ def test_run_without_a_model_on_real_clips(shared_data: Path, tmp_path: Path,
     assert summary["embeddings"] > 0 and summary["num_identities"] > 0  # people were found and embedded
     card = read_card(resolve("default"))
     assert summary["max_distance_source"] == ("model card" if card.match_gate is not None else "default")
+    assert (summary["track_gate"], summary["track_gate_source"]) == (card.track_gate, "model card")
     rows = np.loadtxt(out / "pets2009_s2l1_view1.txt", delimiter=",", ndmin=2)
     assert rows.shape[1] >= 6 and (rows[:, 1] > 0).all()  # MOT rows with global ids
 

@@ -135,9 +135,29 @@ def test_appearance_cost_breaks_an_iou_tie() -> None:
     assert t1.det_box[1] == 1 and t2.det_box[1] == 0
 
 
+@pytest.mark.parametrize("gate", [1.2, 0.85, None])
+def test_appearance_gate_refuses_a_look_alike_box(gate: float | None) -> None:
+    """A box at a track's place but 1.0 away in appearance: the old gate (1.2, still the default
+    without a card value) lets it join; 0.85 lets the track go lost and the box start its own."""
+    tr = ByteTracker(TrackerConfig(min_hits=1, max_appearance_dist=gate))
+    tr.update(np.array([[0, 0, 20, 50, 0.9], [12, 0, 20, 50, 0.9]]))
+    t1, t2 = tr.tracks
+    t1.appearance = np.array([1.0, 0.0])
+    t2.appearance = np.array([0.0, 1.0])
+    feats = np.array([[0.5, np.sqrt(0.75)], [0.0, 1.0]])  # distance 1.0 from t1, 0.52 from t2
+    tr.update(np.array([[0, 0, 20, 50, 0.9], [12, 0, 20, 50, 0.9]]), features=feats)
+    assert t2.last_frame == 2 and t2.det_box[0] == 12
+    if gate == 0.85:
+        assert t1.state == "lost" and len(tr.tracks) == 3 and tr.tracks[-1].det_box[0] == 0
+    else:
+        assert t1.last_frame == 2 and t1.det_box[0] == 0 and len(tr.tracks) == 2
+
+
 def test_config_validation() -> None:
     with pytest.raises(ConfigError):
         TrackerConfig(low_thresh=0.6, high_thresh=0.5)
+    with pytest.raises(ConfigError, match="max_appearance_dist"):
+        TrackerConfig(max_appearance_dist=0.0)
     with pytest.raises(ConfigError):
         TrackerConfig(min_hits=0)
 

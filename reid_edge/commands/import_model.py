@@ -27,6 +27,9 @@ def register(app: typer.Typer) -> None:
         license_: str = typer.Option("", "--license", help="Their licence (stored in the card)."),
         match_gate: float | None = typer.Option(None, "--match-gate", help="Cross-camera gate for `run` (distance "
                                                 "between unit embeddings, 0..2) [default: the pipeline's]."),
+        track_gate: float | None = typer.Option(None, "--track-gate", help="The tracker's appearance gate at "
+                                                "crossings (distance between unit embeddings, 0..2) "
+                                                "[default: the tracker's]."),
         overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out."),
     ) -> None:
         """Import a foreign re-identification ONNX: rename its input to 'images' (dynamic batch), move
@@ -49,7 +52,7 @@ def register(app: typer.Typer) -> None:
             name=name, input_size=parse_size(input_size) if input_size else None, channel_order=channel_order,
             normalize=normalize, mean=parse_triple(mean, "--mean") if mean else None,
             std=parse_triple(std, "--std") if std else None, output=output, source=source, license=license_,
-            match_gate=match_gate)
+            match_gate=match_gate, track_gate=track_gate)
         path, card = import_onnx(model, out if out is not None else Path(f"{name}.onnx"), spec, overwrite=overwrite)
         table = Table(title=f"imported {model.name} -> {path}")
         table.add_column("card")

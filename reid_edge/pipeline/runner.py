@@ -31,7 +31,7 @@ from .layout import CameraLayout
 from .outputs import ResultWriter, Row, annotate
 from .reid import Appearance, EmbedState, ReidConfig, box_quality, schedule
 from .sources import FrameSource
-from .tracker import ByteTracker, Track, TrackerConfig
+from .tracker import ByteTracker, Track, TrackerConfig, resolve_appearance_gate
 
 GALLERY_FLUSH_S = 5.0  # how often appearance refinements of known people reach --gallery
 
@@ -141,8 +141,10 @@ class Pipeline:
         self.video_dir = Path(video_dir) if video_dir is not None else None
         self.show = show
         self.progress = progress
-        self.cams = [CameraState(s, d, ByteTracker(self.config.tracker)) for s, d in zip(sources, detectors)]
         card = getattr(backend, "card", None)
+        self.track_gate, self.track_gate_source = resolve_appearance_gate(self.config.tracker.max_appearance_dist, card)
+        tracker_config = dataclasses.replace(self.config.tracker, max_appearance_dist=self.track_gate)
+        self.cams = [CameraState(s, d, ByteTracker(tracker_config)) for s, d in zip(sources, detectors)]
         lam = self.config.association.lambda_g
         self.lambda_g = float(lam if lam is not None else getattr(card, "lambda_g", 0.5))
         self.max_distance, self.max_distance_source = resolve_gate(self.config.association.max_distance, card)
@@ -497,6 +499,8 @@ class Pipeline:
             "lambda_g": self.lambda_g,
             "max_distance": self.max_distance,
             "max_distance_source": self.max_distance_source,
+            "track_gate": self.track_gate,
+            "track_gate_source": self.track_gate_source,
             **({"fleet": self.fleet.stats()} if self.fleet is not None else {}),
             "config": {
                 "tracker": _asdict(self.config.tracker), "reid": _asdict(self.config.reid),
