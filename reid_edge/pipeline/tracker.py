@@ -252,10 +252,9 @@ class ByteTracker:
         """``config.max_appearance_dist`` None: :data:`DEFAULT_APPEARANCE_GATE` (the pipeline resolves
         it from the model card first)."""
         config = config or TrackerConfig()
-        if config.max_appearance_dist is None:
-            config = replace(config, max_appearance_dist=DEFAULT_APPEARANCE_GATE)
-        self.config = config
-        self.appearance_gate = float(config.max_appearance_dist or DEFAULT_APPEARANCE_GATE)
+        gate = config.max_appearance_dist
+        self.appearance_gate = DEFAULT_APPEARANCE_GATE if gate is None else float(gate)
+        self.config = replace(config, max_appearance_dist=self.appearance_gate)
         self.tracks: list[Track] = []
         self._next_id = 1
         self.frame = 0
