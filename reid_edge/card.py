@@ -102,6 +102,18 @@ class ModelCard:
         return self.num_stripes > 0 and self.stripe_dim > 0
 
 
+def card_setting(configured: float | None, card: object, name: str, default: float) -> tuple[float, str]:
+    """A per-model setting and where it came from: ``configured`` (the user's configuration) when
+    given, else the card's field ``name`` when set, else ``default``; the source is ``"config"``,
+    ``"model card"`` or ``"default"``. ``card`` may be None or any object (a backend's card)."""
+    if configured is not None:
+        return float(configured), "config"
+    value = getattr(card, name, None)
+    if value is not None:
+        return float(value), "model card"
+    return float(default), "default"
+
+
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as handle:

@@ -58,6 +58,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..card import card_setting
 from ..distance import combined_distance, unit_rows
 from ..errors import ConfigError
 from ..names import DEFAULT_MAX_DISTANCE
@@ -71,12 +72,7 @@ def resolve_gate(configured: float | None, card: object) -> tuple[float, str]:
     The default (:data:`reid_edge.names.DEFAULT_MAX_DISTANCE`, 1.0) gave the best cross-camera IDF1
     for each model the project trained and measured; imported models carry their own gate.
     """
-    if configured is not None:
-        return float(configured), "config"
-    gate = getattr(card, "match_gate", None)
-    if gate is not None:
-        return float(gate), "model card"
-    return DEFAULT_MAX_DISTANCE, "default"
+    return card_setting(configured, card, "match_gate", DEFAULT_MAX_DISTANCE)
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from ..card import card_setting
 from ..errors import ConfigError
 
 HistoryRow = tuple[int, float, float, float, float, float]  # frame, x, y, w, h, score
@@ -98,14 +99,9 @@ DEFAULT_APPEARANCE_GATE = 1.2
 
 
 def resolve_appearance_gate(configured: float | None, card: object) -> tuple[float, str]:
-    """The tracker's appearance gate and where it came from: the configuration, the model card, or
-    :data:`DEFAULT_APPEARANCE_GATE`."""
-    if configured is not None:
-        return float(configured), "config"
-    gate = getattr(card, "track_gate", None)
-    if gate is not None:
-        return float(gate), "model card"
-    return DEFAULT_APPEARANCE_GATE, "default"
+    """The tracker's appearance gate and where it came from: the configuration, the model card's
+    ``track_gate``, or :data:`DEFAULT_APPEARANCE_GATE`."""
+    return card_setting(configured, card, "track_gate", DEFAULT_APPEARANCE_GATE)
 
 
 def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
