@@ -33,7 +33,7 @@ The assignment step (:func:`iou_matrix`, :func:`assign`) is pure and tested on h
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -247,10 +247,8 @@ class ByteTracker:
     def __init__(self, config: TrackerConfig | None = None) -> None:
         """``config.max_appearance_dist`` None: :data:`DEFAULT_APPEARANCE_GATE` (the pipeline resolves
         it from the model card first)."""
-        config = config or TrackerConfig()
-        gate = config.max_appearance_dist
-        self.appearance_gate = DEFAULT_APPEARANCE_GATE if gate is None else float(gate)
-        self.config = replace(config, max_appearance_dist=self.appearance_gate)
+        self.config = config or TrackerConfig()
+        self.appearance_gate, _ = resolve_appearance_gate(self.config.max_appearance_dist, None)
         self.tracks: list[Track] = []
         self._next_id = 1
         self.frame = 0

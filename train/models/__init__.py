@@ -105,7 +105,8 @@ def build_model(
 
 
 def _whole_model_start(path: str, config: ModelConfig) -> ReIDModel | None:
-    """The model of a reid-edge checkpoint at ``path`` when its configuration is ``config``; else None."""
+    """The model of a reid-edge checkpoint at ``path`` when its configuration is ``config`` (called for an
+    imported backbone); else None."""
     import dataclasses
     from pathlib import Path
 
@@ -125,14 +126,10 @@ def _whole_model_start(path: str, config: ModelConfig) -> ReIDModel | None:
         return None
     if dict(ckpt.get("model_config") or {}) != dataclasses.asdict(config):
         return None
+    from .imported import build_imported_model  # called for imported backbones only
     from .pretrained import PretrainedReport
 
-    if config.backbone in IMPORTED_BACKBONES:
-        from .imported import build_imported_model
-
-        model = build_imported_model(config.backbone, config)
-    else:
-        model = ReIDModel(build_backbone(config.backbone, config.last_stride), config)
+    model = build_imported_model(config.backbone, config)
     try:
         model.load_state_dict(ckpt["model"])
     except (RuntimeError, KeyError) as exc:
