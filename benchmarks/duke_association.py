@@ -40,7 +40,14 @@ from typing import Any
 
 import numpy as np
 
-from reid_edge.pipeline.associate import AssociationConfig, Associator, TrackletEvent, readiness, resolve_gate
+from reid_edge.pipeline.associate import (
+    AssociationConfig,
+    Associator,
+    TrackletEvent,
+    readiness,
+    resolve_gate,
+    resolve_same_camera_gate,
+)
 from reid_edge.pipeline.layout import CameraLayout
 from reid_edge.pipeline.topology import DecidedTracklet, TopologyConfig, layout_to_yaml, learn_layout
 
@@ -195,8 +202,9 @@ def score(tracks: list[Track], decisions: dict[str, tuple[int, float | None]]) -
             "predicted_identities": int(len(p_ids)), "tracklets": len(tracks)}
 
 
-def model_gate(model: Path) -> tuple[float, str]:
-    """The gate ``reid-edge run`` would use with this model (its card's, else the default)."""
+def model_gates(model: Path) -> tuple[float, float | None]:
+    """The gate and the same-camera gate ``reid-edge run`` would use with this model (its card's,
+    else the defaults)."""
     from reid_edge.card import read_card
     from reid_edge.errors import CheckpointError
 
@@ -206,7 +214,16 @@ def model_gate(model: Path) -> tuple[float, str]:
             card = read_card(model)
         except CheckpointError:
             card = None
-    return resolve_gate(None, card)
+    return resolve_gate(None, card)[0], resolve_same_camera_gate(None, card)[0]
+
+
+def _gate_or_none(text: str) -> float | None:
+    if text.lower() == "none":
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a distance or 'none'") from None
 
 
 def run_model(data: Path, model: Path, cache: Path, config: AssociationConfig, split_gap_s: float,
@@ -217,7 +234,7 @@ def run_model(data: Path, model: Path, cache: Path, config: AssociationConfig, s
     gate = config.max_distance
     assert gate is not None
     res = replay(tracks, feats, config, None)
-    rows.append(_row(model, "none", tracks, res, gate))
+    rows.append(_row(model, "none", tracks, res, gate, config.same_camera_max_distance))
     if learn:
         decided = [DecidedTracklet(res.decisions[t.key][0], t.camera, t.crops[0].time_s, t.crops[-1].time_s,
                                    res.decisions[t.key][1]) for t in tracks]
@@ -225,13 +242,15 @@ def run_model(data: Path, model: Path, cache: Path, config: AssociationConfig, s
         if layout_out is not None:
             layout_out.write_text(layout_to_yaml(layout))
         res2 = replay(tracks, feats, config, layout)
-        row = _row(model, f"learned ({len(layout.transitions)} transitions)", tracks, res2, gate)
+        row = _row(model, f"learned ({len(layout.transitions)} transitions)", tracks, res2, gate,
+                   config.same_camera_max_distance)
         rows.append(row)
     return rows
 
 
-def _row(model: Path, layout: str, tracks: list[Track], res: Replay, gate: float) -> dict[str, Any]:
-    s = {"gate": gate, **score(tracks, res.decisions)}
+def _row(model: Path, layout: str, tracks: list[Track], res: Replay, gate: float,
+         same_camera: float | None) -> dict[str, Any]:
+    s = {"gate": gate, "same_camera_gate": same_camera, **score(tracks, res.decisions)}
     ms = np.asarray(res.decide_ms)
     s.update({"model": model.name, "layout": layout, "rounds": res.rounds,
               "max_live_identities": max(res.live or [0]),
@@ -249,6 +268,9 @@ def main() -> None:
     ap.add_argument("--gate", type=float, nargs="+",
                     help="association gate(s) (default: the one `reid-edge run` uses with the model: its card's "
                          "match_gate, else 1.0)")
+    ap.add_argument("--same-camera-gate", type=_gate_or_none, nargs="+",
+                    help="gate(s) for re-links within one camera, or 'none' (default: the one `reid-edge run` uses: "
+                         "its card's same_camera_gate, else none)")
     ap.add_argument("--split-gap", type=float, default=10.0, help="seconds without a crop that split a tracklet")
     ap.add_argument("--learn-layout", action="store_true", help="also replay with a layout learned from pass 1")
     ap.add_argument("--layout-out", type=Path, help="write the learned layout YAML here")
@@ -264,14 +286,15 @@ def main() -> None:
     rows = []
     for name in a.model:
         m = resolve_model(name)
-        gates = a.gate or [model_gate(m)[0]]
-        for gate in gates:
-            cfg = AssociationConfig(max_distance=gate)
-            rows += run_model(a.data, m, a.cache, cfg, a.split_gap, a.learn_layout,
-                              TopologyConfig(confident_distance=a.confident, min_moves=a.min_moves,
-                                             unseen_pairs=a.unseen_pairs), a.layout_out)
-    hdr = ("model", "gate", "layout", "idf1", "assa", "true_identities", "predicted_identities", "tracklets",
-           "ms_per_decision_mean", "ms_per_decision_p95", "max_live_identities")
+        card_gate, card_same_camera = model_gates(m)
+        for gate in a.gate or [card_gate]:
+            for same_camera in a.same_camera_gate or [card_same_camera]:
+                cfg = AssociationConfig(max_distance=gate, same_camera_max_distance=same_camera)
+                rows += run_model(a.data, m, a.cache, cfg, a.split_gap, a.learn_layout,
+                                  TopologyConfig(confident_distance=a.confident, min_moves=a.min_moves,
+                                                 unseen_pairs=a.unseen_pairs), a.layout_out)
+    hdr = ("model", "gate", "same_camera_gate", "layout", "idf1", "assa", "true_identities", "predicted_identities",
+           "tracklets", "ms_per_decision_mean", "ms_per_decision_p95", "max_live_identities")
     print("| " + " | ".join(hdr) + " |")
     print("|" + "---|" * len(hdr))
     for r in rows:

@@ -61,6 +61,7 @@ class ImportSpec:
         source, license: provenance and terms, stored in the card's ``extra``.
         match_gate: the cross-camera gate for this model (card ``match_gate``).
         track_gate: the tracker's appearance gate at crossings for this model (card ``track_gate``).
+        same_camera_gate: the association's gate for re-links within one camera (card ``same_camera_gate``).
         notes: further ``extra`` entries (e.g. how the source file was converted).
     """
 
@@ -75,6 +76,7 @@ class ImportSpec:
     license: str = ""
     match_gate: float | None = None
     track_gate: float | None = None
+    same_camera_gate: float | None = None
     notes: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -90,7 +92,8 @@ class ImportSpec:
             raise ConfigError("--std values must be > 0")
         if self.input_size is not None and min(self.input_size) < 8:
             raise ConfigError(f"input size {self.input_size} is too small")
-        for what, gate in (("match", self.match_gate), ("track", self.track_gate)):
+        for what, gate in (("match", self.match_gate), ("track", self.track_gate),
+                           ("same-camera", self.same_camera_gate)):
             if gate is not None and not 0 < gate <= 2:
                 raise ConfigError(f"the {what} gate is a distance between unit vectors: 0 < gate <= 2")
 
@@ -354,7 +357,7 @@ def import_onnx(src: str | Path, out: str | Path, spec: ImportSpec, overwrite: b
         std=tuple(float(v) for v in std), channel_order=spec.channel_order.upper(),  # type: ignore[arg-type]
         global_dim=dim, num_stripes=0, stripe_dim=0, precision="fp32", encoding="fp32", opset=opset,
         source_checkpoint_sha256=sha256_file(src_p), lambda_g=1.0, lambda_c=0.0, match_gate=spec.match_gate,
-        track_gate=spec.track_gate, extra=extra)
+        track_gate=spec.track_gate, same_camera_gate=spec.same_camera_gate, extra=extra)
     set_card(proto, card)
     proto.doc_string = (f"reid-edge import of {src_p.name} ({spec.name}): input '{INPUT_NAME}' float32 "
                         f"[B,3,{height},{width}] {card.channel_order}, mean {list(card.mean)}, std {list(card.std)} "
@@ -386,6 +389,7 @@ def describe(card: ModelCard) -> Sequence[tuple[str, str]]:
         ("opset", str(card.opset)),
         ("match gate", "pipeline default" if card.match_gate is None else f"{card.match_gate:g}"),
         ("track gate", "tracker default" if card.track_gate is None else f"{card.track_gate:g}"),
+        ("same-camera gate", "none" if card.same_camera_gate is None else f"{card.same_camera_gate:g}"),
         ("source", str(card.extra.get("source") or "-")),
         ("license", str(card.extra.get("license") or "-")),
     ]

@@ -41,6 +41,8 @@ class ModelCard:
     for this model; None: the pipeline's default, tuned for the project's own models.
     ``track_gate``: the same for the tracker's appearance gate at crossings
     (``tracker.max_appearance_dist``); None: the tracker's default.
+    ``same_camera_gate``: the association's stricter gate for re-linking a person to an identity
+    the same camera has already seen (``association.same_camera_max_distance``); None: none.
     """
 
     backbone: str
@@ -61,6 +63,7 @@ class ModelCard:
     lambda_g: float = 0.5
     match_gate: float | None = None
     track_gate: float | None = None
+    same_camera_gate: float | None = None
     lambda_c: float = DEFAULT_LAMBDA_C  # same-camera penalty of the combined distance (the run's method setting)
     extra: dict[str, Any] = field(default_factory=dict)
 

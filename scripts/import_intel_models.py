@@ -3,8 +3,8 @@
 Usage: python scripts/import_intel_models.py [SOURCE_DIR]   (default ../shared/data/models)
 
 The sources are Intel Open Model Zoo 2023.0 IRs converted to ONNX (see ../shared/data/SOURCES.md);
-this runs the same rewrite as ``reid-edge import`` with fixed settings (and the cross-camera gates
-measured by ``python -m benchmarks.match_gate``), so the shipped files can be rebuilt from their
+this runs the same rewrite as ``reid-edge import`` with fixed settings (and the gates measured for
+each model: README "Real data"), so the shipped files can be rebuilt from their
 sources (the same onnx/onnxruntime versions give the same bytes). NOTICE.md in reid_edge/assets
 describes the result.
 """
@@ -31,6 +31,19 @@ MODELS = {
     "intel-0288": ("person-reidentification-retail-0288.onnx", "FP32", 1.0),
     "intel-0277": ("person-reidentification-retail-0277.onnx", "FP16, weights stored as FP32", 1.1),
 }
+# name -> the tracker's appearance gate at crossings and the association's same-camera gate, with where
+# each came from (0288 only: 0277 keeps the defaults; README "Appearance gate" and "Cross-camera
+# association at real scale")
+TRACK_GATES = {"intel-0288": 0.85}
+TRACK_GATE_NOTE = ("the tracker's appearance gate at crossings, chosen by sweeping 0.6-1.2 with the whole pipeline "
+                   "on MOT15 PETS09-S2L1 and TUD-Stadtmitte (FP32 and INT8 YOLOX-Nano detections): best mean IDF1 "
+                   "and HOTA (README, 'Appearance gate')")
+SAME_CAMERA_GATES = {"intel-0288": 0.85}
+SAME_CAMERA_GATE_NOTE = (
+    "the association's gate for re-links within one camera, chosen with benchmarks.duke_association on "
+    "DukeMTMC-reID (academic research-use dataset; only this threshold is derived from it): 0.8 / 0.85 / 0.9 "
+    "at the card's match_gate 1.0 gave cross-camera IDF1 0.713 / 0.720 / 0.714 against 0.633 without it "
+    "(README, 'Cross-camera association at real scale')")
 # recorded in each card: one number derived from a research-use dataset, no weights trained on it
 GATE_NOTE = ("match_gate chosen by benchmarks.match_gate on tracklet pairs of Market-1501's training split "
              "(academic research-use dataset; only this threshold is derived from it, no weights were trained "
@@ -40,9 +53,15 @@ GATE_NOTE = ("match_gate chosen by benchmarks.match_gate on tracklet pairs of Ma
 def main(source_dir: str = "../shared/data/models") -> int:
     src = Path(source_dir)
     for name, (filename, ir, gate) in MODELS.items():
+        notes = {"match_gate_source": GATE_NOTE}
+        if name in TRACK_GATES:
+            notes["track_gate_source"] = TRACK_GATE_NOTE
+        if name in SAME_CAMERA_GATES:
+            notes["same_camera_gate_source"] = SAME_CAMERA_GATE_NOTE
         spec = ImportSpec(name=name, input_size=(256, 128), channel_order="BGR", normalize="inside",
                           source=SOURCE.format(model=filename.removesuffix(".onnx"), ir=ir), license=LICENSE,
-                          match_gate=gate, notes={"match_gate_source": GATE_NOTE})
+                          match_gate=gate, track_gate=TRACK_GATES.get(name),
+                          same_camera_gate=SAME_CAMERA_GATES.get(name), notes=notes)
         path, card = import_onnx(src / filename, PACKAGED[name].path, spec, overwrite=True)
         print(f"{name}: {path} ({path.stat().st_size / 1e6:.2f} MB, source sha256 {card.source_checkpoint_sha256})")
     shutil.copyfile(src / "LICENSE-open_model_zoo.txt", ASSETS / "LICENSE-open_model_zoo.txt")

@@ -96,6 +96,24 @@ def test_layout_refuses_out_of_window_match() -> None:
     assert match_tracklets(q, ids, 2, 0.5, layout=LAYOUT)[0] == [2]
 
 
+def test_same_camera_gate_applies_only_to_identities_the_camera_has_seen() -> None:
+    """Two people seen by one camera look closer than two seen by different cameras, so a re-link to
+    an identity the query's camera already saw must pass the stricter same-camera gate."""
+    q = unit(1, 0.6)  # 0.54 from unit(1, 0): under the gate 0.6, over the same-camera gate 0.5
+    seen_by_cam1 = [IdentityView(1, unit(1, 0), None, [Interval("cam1", 0, 5)])]
+    seen_by_cam2 = [IdentityView(1, unit(1, 0), None, [Interval("cam2", 0, 5)])]
+    d = float(np.linalg.norm(q - unit(1, 0)))
+    assert 0.5 < d < 0.6
+    back_in_cam1 = [Query(Interval("cam1", 30, 35), q)]
+    assert match_tracklets(back_in_cam1, seen_by_cam1, 2, 0.6)[0] == [1]  # no same-camera gate: the gate alone
+    assert match_tracklets(back_in_cam1, seen_by_cam1, 2, 0.6, same_camera_max_distance=0.5)[0] == [2]
+    assert match_tracklets(back_in_cam1, seen_by_cam2, 2, 0.6, same_camera_max_distance=0.5)[0] == [1]
+    assert match_tracklets(back_in_cam1, seen_by_cam1, 2, 0.6, same_camera_max_distance=0.55)[0] == [1]
+    cost = cost_matrix(back_in_cam1, seen_by_cam1 + [IdentityView(2, unit(1, 0), None, [Interval("cam3", 0, 5)])],
+                       1.0, None, same_camera_max_distance=0.5)
+    assert np.isinf(cost[0, 0]) and cost[0, 1] == pytest.approx(d)
+
+
 def test_cost_uses_stripes_with_lambda() -> None:
     ids = [IdentityView(1, unit(1, 0), np.stack([unit(1, 0), unit(0, 1)]), [])]
     q = [Query(Interval("cam2", 0, 1), unit(1, 0), np.stack([unit(0, 1), unit(0, 1)]))]

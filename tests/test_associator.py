@@ -24,7 +24,8 @@ LAYOUT = layout_from_dict({"transitions": [{"from": "c0", "to": "c1", "min_s": 1
 
 
 def _reference_rounds(rounds: list[list[tuple[str, str, float, float, Appearance]]], gate: float, lam: float,
-                      dim: int, layout: object, same_camera_gap_s: float = 0.0) -> list[int]:
+                      dim: int, layout: object, same_camera_gap_s: float = 0.0,
+                      same_camera_max_distance: float | None = None) -> list[int]:
     """What the pipeline did before the Associator: views pooled from members' Appearance each round."""
     identities: dict[int, list[tuple[str, float, float, Appearance]]] = {}
     next_gid = 1
@@ -41,7 +42,7 @@ def _reference_rounds(rounds: list[list[tuple[str, str, float, float, Appearance
         queries = [Query(Interval(c, a, b), None if app.empty else app.global_.astype(np.float64),
                          None if app.stripes is None else app.stripes.astype(np.float64)) for _, c, a, b, app in rnd]
         gids, _, _ = match_tracklets(queries, views, next_gid, gate, lam, layout,  # type: ignore[arg-type]
-                                     same_camera_gap_s)
+                                     same_camera_gap_s, same_camera_max_distance)
         for (_, c, a, b, app), gid in zip(rnd, gids):
             identities.setdefault(gid, []).append((c, a, b, app))
             next_gid = max(next_gid, gid + 1)
@@ -75,15 +76,17 @@ def _random_rounds(seed: int, people: int, rounds: int, stripes: bool) -> list[l
 
 @pytest.mark.parametrize("seed", range(6))
 @pytest.mark.parametrize(("top_k", "exact_below"), [(1, 2048), (32, 2048), (2, 0)])
-@pytest.mark.parametrize("gap", [0.0, 10.0])
-def test_decisions_equal_the_pure_matcher(seed: int, top_k: int, exact_below: int, gap: float) -> None:
-    """Pruned candidates (top_k 1), every candidate, and the float32 pre-selection of large galleries."""
+@pytest.mark.parametrize(("gap", "same_camera"), [(0.0, None), (10.0, None), (0.0, 0.8)])
+def test_decisions_equal_the_pure_matcher(seed: int, top_k: int, exact_below: int, gap: float,
+                                          same_camera: float | None) -> None:
+    """Pruned candidates (top_k 1), every candidate, and the float32 pre-selection of large galleries;
+    with and without the same-camera gate (from the configuration here)."""
     stripes = seed % 2 == 0
     layout = LAYOUT if seed % 3 == 0 else None
     rounds = _random_rounds(seed, people=12, rounds=25, stripes=stripes)
-    want = _reference_rounds(rounds, 1.0, 0.5, 8, layout, gap)
-    assoc = Associator(AssociationConfig(max_distance=1.0, same_camera_gap_s=gap), 0.5, 8, layout, top_k=top_k,
-                       exact_below=exact_below)
+    want = _reference_rounds(rounds, 1.0, 0.5, 8, layout, gap, same_camera)
+    assoc = Associator(AssociationConfig(max_distance=1.0, same_camera_gap_s=gap, same_camera_max_distance=same_camera),
+                       0.5, 8, layout, top_k=top_k, exact_below=exact_below)
     got = []
     for rnd in rounds:
         evs = [TrackletEvent(e, c, a, b, *app.sums(), app.weight, True) for e, c, a, b, app in rnd]

@@ -12,7 +12,12 @@ import pytest
 from reid_edge.card import read_card
 from reid_edge.cli import main
 from reid_edge.models import resolve
-from reid_edge.pipeline.associate import DEFAULT_MAX_DISTANCE, AssociationConfig, resolve_gate
+from reid_edge.pipeline.associate import (
+    DEFAULT_MAX_DISTANCE,
+    AssociationConfig,
+    resolve_gate,
+    resolve_same_camera_gate,
+)
 from reid_edge.pipeline.tracker import DEFAULT_APPEARANCE_GATE, TrackerConfig, resolve_appearance_gate
 
 
@@ -36,6 +41,7 @@ def test_int8_export_of_the_imported_default_model(market_mini: Path, tmp_path: 
         assert (card.encoding, card.precision, card.num_stripes) == (encoding, "int8", 0)
         assert card.calibration_sha256 and card.match_gate == fp32_card.match_gate
         assert card.track_gate == fp32_card.track_gate == 0.85  # the tracker's gate survives quantization
+        assert card.same_camera_gate == fp32_card.same_camera_gate == 0.85  # and the same-camera gate
         assert card.extra["source"] == fp32_card.extra["source"]  # provenance survives quantization
 
 
@@ -73,6 +79,18 @@ def test_tracker_gate_comes_from_the_card_unless_configured() -> None:
     assert resolve_appearance_gate(None, None) == (DEFAULT_APPEARANCE_GATE, "default")
 
 
+def test_same_camera_gate_comes_from_the_card_unless_configured() -> None:
+    """The packaged default carries the same-camera gate measured on DukeMTMC-reID; models without one
+    (the project's own) have none: the main gate alone, as their results were measured."""
+    card = read_card(resolve("default"))
+    assert resolve_same_camera_gate(AssociationConfig().same_camera_max_distance, card) == (0.85, "model card")
+    assert resolve_same_camera_gate(0.7, card) == (0.7, "config")
+    assert resolve_same_camera_gate(None, card.replace(same_camera_gate=None)) == (None, "none")
+    assert resolve_same_camera_gate(0.7, None) == (0.7, "config")
+    assert card.same_camera_gate is not None and card.match_gate is not None
+    assert card.same_camera_gate < card.match_gate  # stricter than the gate, or it changes nothing
+
+
 def test_run_without_a_model_on_real_clips(shared_data: Path, tmp_path: Path,
                                            monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     """The design card's command on a fresh install: no --model, nothing trained in this folder."""
@@ -94,6 +112,7 @@ def test_run_without_a_model_on_real_clips(shared_data: Path, tmp_path: Path,
     card = read_card(resolve("default"))
     assert summary["max_distance_source"] == ("model card" if card.match_gate is not None else "default")
     assert (summary["track_gate"], summary["track_gate_source"]) == (card.track_gate, "model card")
+    assert (summary["same_camera_gate"], summary["same_camera_gate_source"]) == (card.same_camera_gate, "model card")
     rows = np.loadtxt(out / "pets2009_s2l1_view1.txt", delimiter=",", ndmin=2)
     assert rows.shape[1] >= 6 and (rows[:, 1] > 0).all()  # MOT rows with global ids
 

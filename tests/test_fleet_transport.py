@@ -116,6 +116,30 @@ def test_edge_goodbye_leaves_before_the_edge_does(tmp_path: Path) -> None:
     assert [m.kind for m in t.published] == ["hello", "step", "bye"]  # the associator hears the goodbye
 
 
+def test_edges_tell_the_associator_their_cards_gates(tmp_path: Path) -> None:
+    """The hello carries the gate and the same-camera gate the edge would use alone; the central
+    associator is built with them (unless its own configuration sets them)."""
+    from reid_edge.fleet.central import Central
+    from reid_edge.fleet.edge import EdgeConfig, EdgeLink, RemoteAssociator
+
+    t = _SlowTransport()
+    ra = RemoteAssociator(EdgeLink(t, EdgeConfig("e", ("cam",), tmp_path / "o.sqlite", publish_batch=1)))
+    ra.start(0.5, 3, None, 1.0, 0.85)
+    ra.end_step(1.0)
+    ra.finish(1.0, 10.0)
+    ra.close()
+    hello = next(m for m in t.published if m.kind == "hello")
+    made: list[tuple[object, ...]] = []
+
+    def make(*args: object) -> object:
+        made.append(args)
+        return object()
+
+    central = Central(None, make)  # type: ignore[arg-type]
+    central._admit(Entry("1-0", "e", 1, "hello", 0.0, 1, hello.data))
+    assert made == [(0.5, 3, "no-card", 1.0, 0.85)]
+
+
 def _e(eid: str, edge: str, seq: int, clock: float, kind: str = "step", session: int = 1) -> Entry:
     return Entry(eid, edge, seq, kind, clock, session, b"")
 

@@ -51,6 +51,24 @@ def test_people_keep_their_ids_across_sessions(tmp_path: Path) -> None:
         assert gal.next_gid() == 4 and {r.gid: r.tracklets for r in gal.load()} == {1: 2, 2: 2, 3: 1}
 
 
+def test_same_camera_gate_counts_the_cameras_of_earlier_sessions(tmp_path: Path) -> None:
+    """A gallery identity seen by c1 last session is a same-camera re-link for a c1 tracklet today."""
+    path = tmp_path / "g.db"
+    with IdentityGallery(path, 2, "m") as gal:
+        first = Associator(AssociationConfig(max_distance=0.5), 1.0, 2, gallery=gal)
+        first.decide([_ev("c1/1", "c1", 0, 1, 0)])
+        first.flush()
+    look = (1.0, 0.45)  # 0.43 from the stored (1, 0): under the gate 0.5, over the same-camera gate 0.3
+    for camera, same_camera, want in (("c1", None, 1), ("c1", 0.3, 2), ("c2", 0.3, 1)):
+        session = tmp_path / f"{camera}-{same_camera}.db"  # each case from the same stored gallery
+        session.write_bytes(path.read_bytes())
+        with IdentityGallery(session, 2, "m") as gal:
+            a = Associator(AssociationConfig(max_distance=0.5, same_camera_max_distance=same_camera), 1.0, 2,
+                           gallery=gal)
+            assert [d.global_id for d in a.decide([_ev(f"{camera}/9", camera, 0, *look)])] == [want], (camera,
+                                                                                                     same_camera)
+
+
 def test_eviction_by_age_and_size(tmp_path: Path) -> None:
     path = tmp_path / "g.db"
     with IdentityGallery(path, 2, "m", GalleryConfig(max_identities=3)) as gal:

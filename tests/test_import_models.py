@@ -46,10 +46,11 @@ def test_import_intel_model_matches_the_original(name: str, shared_data: Path, t
         pytest.skip(f"{src} is absent")
     out = tmp_path / f"{name}.onnx"
     rc = main(["import", str(src), "--name", name, "--input-size", "256x128", "--channel-order", "bgr",
-               "--normalize", "inside", "--license", "Apache-2.0", "--track-gate", "0.85", "--out", str(out)])
+               "--normalize", "inside", "--license", "Apache-2.0", "--track-gate", "0.85",
+               "--same-camera-gate", "0.8", "--out", str(out)])
     assert rc == 0, capsys.readouterr().err
     card = read_card(out)
-    assert (card.match_gate, card.track_gate) == (None, 0.85)
+    assert (card.match_gate, card.track_gate, card.same_camera_gate) == (None, 0.85, 0.8)
     assert (card.backbone, card.input_height, card.input_width, card.channel_order) == (name, 256, 128, "BGR")
     assert (card.global_dim, card.num_stripes, card.has_stripes) == (256, 0, False)
     assert card.extra["license"] == "Apache-2.0" and card.extra["imported_from"] == src.name
@@ -81,6 +82,7 @@ def test_import_refuses_what_it_cannot_honour(shared_data: Path, tmp_path: Path,
         (["--channel-order", "rgba"], "channel order"),
         (["--mean", "0.5,0.5,0.5"], "both --mean and --std"),
         (["--track-gate", "2.5"], "track gate"),
+        (["--same-camera-gate", "0"], "same-camera gate"),
     ]
     for flags, message in bad:
         assert main(["import", str(src), "--name", "x", "--out", str(tmp_path / "x.onnx"), *flags]) == 2

@@ -70,7 +70,8 @@ def register(app: typer.Typer) -> None:
         acfg = cfg.association
         opened: list[Any] = []
 
-        def make(lambda_g: float, global_dim: int, model: str, edge_gate: float | None) -> Associator:
+        def make(lambda_g: float, global_dim: int, model: str, edge_gate: float | None,
+                 edge_same_camera_gate: float | None) -> Associator:
             lam = acfg.lambda_g if acfg.lambda_g is not None else lambda_g
             store = None
             if gallery is not None:
@@ -80,9 +81,11 @@ def register(app: typer.Typer) -> None:
                 store = open_fleet_gallery(gallery, global_dim, model, transport.fleet_id(), prefix,
                                            GalleryConfig(gallery_max_age * 86400.0, gallery_max_size))
                 opened.append(store)
-            # the gate: --max-distance / --config here, else the one the edges' model card gives
+            # the gates: --max-distance / --config here, else the ones the edges' model card gives
             gate = acfg.max_distance if acfg.max_distance is not None else edge_gate
-            return Associator(acfg, lam, global_dim, lay, store, max_distance=gate)
+            same_cam = acfg.same_camera_max_distance if acfg.same_camera_max_distance is not None \
+                else edge_same_camera_gate
+            return Associator(acfg, lam, global_dim, lay, store, max_distance=gate, same_camera_max_distance=same_cam)
 
         def log(msg: str) -> None:
             print(f"associate: {msg}", file=sys.stderr, flush=True)

@@ -30,6 +30,9 @@ def register(app: typer.Typer) -> None:
         track_gate: float | None = typer.Option(None, "--track-gate", help="The tracker's appearance gate at "
                                                 "crossings (distance between unit embeddings, 0..2) "
                                                 "[default: the tracker's]."),
+        same_camera_gate: float | None = typer.Option(None, "--same-camera-gate", help="The association's gate "
+                                                      "for re-linking a person to an identity the same camera "
+                                                      "has seen (0..2) [default: none, the gate alone]."),
         overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out."),
     ) -> None:
         """Import a foreign re-identification ONNX: rename its input to 'images' (dynamic batch), move
@@ -52,7 +55,7 @@ def register(app: typer.Typer) -> None:
             name=name, input_size=parse_size(input_size) if input_size else None, channel_order=channel_order,
             normalize=normalize, mean=parse_triple(mean, "--mean") if mean else None,
             std=parse_triple(std, "--std") if std else None, output=output, source=source, license=license_,
-            match_gate=match_gate, track_gate=track_gate)
+            match_gate=match_gate, track_gate=track_gate, same_camera_gate=same_camera_gate)
         path, card = import_onnx(model, out if out is not None else Path(f"{name}.onnx"), spec, overwrite=overwrite)
         table = Table(title=f"imported {model.name} -> {path}")
         table.add_column("card")

@@ -84,15 +84,15 @@ class Central:
     """One associator process. Call :meth:`run` (it recovers first)."""
 
     def __init__(self, transport: CentralTransport,
-                 make_associator: Callable[[float, int, str, float | None], Associator],
+                 make_associator: Callable[[float, int, str, float | None, float | None], Associator],
                  config: CentralConfig | None = None, log: Callable[[str], None] | None = None) -> None:
-        """``make_associator(lambda_g, global_dim, model_key, max_distance)`` builds the association
-        state once the first edge has said which model it embeds with and the gate it would use
-        alone (every edge must use the same model)."""
+        """``make_associator(lambda_g, global_dim, model_key, max_distance, same_camera_gate)`` builds
+        the association state once the first edge has said which model it embeds with and the gates
+        it would use alone (every edge must use the same model)."""
         self.t = transport
         self.make_associator = make_associator
         self.assoc: Associator | None = None
-        self.model: tuple[float, int, str, float | None] | None = None
+        self.model: tuple[float, int, str, float | None, float | None] | None = None
         self._flushed = time.monotonic()
         self.config = config or CentralConfig()
         self.log = log or (lambda msg: None)
@@ -118,14 +118,15 @@ class Central:
         self.stats.entries += 1
         if e.kind == "hello":
             hello = unpack(e.data)
-            gate = hello.get("max_distance")
+            gate, same_cam = hello.get("max_distance"), hello.get("same_camera_gate")
             model = (float(hello.get("lambda_g", 0.5)), int(hello.get("global_dim", 1)), str(hello.get("model", "")),
-                     None if gate is None else float(gate))
+                     None if gate is None else float(gate), None if same_cam is None else float(same_cam))
             if self.model is None:
                 self.model = model
                 self.assoc = self.make_associator(*model)
             elif model != self.model:
-                self.log(f"warning: edge {e.edge!r} embeds with (lambda_g, dim, model, gate) {model}, the fleet with "
+                self.log(f"warning: edge {e.edge!r} embeds with (lambda_g, dim, model, gate, same-camera gate) "
+                         f"{model}, the fleet with "
                          f"{self.model}: its distances are not comparable (deploy one model to every edge)")
             for cam in hello.get("cameras", []):
                 owner = self._camera_owner.setdefault(cam, e.edge)
@@ -175,7 +176,7 @@ class Central:
             dim = next((len(ev.global_) for e in batch.entries for ev in self._events.get(e.entry_id, ([], []))[0]
                         if ev.global_ is not None), 1)
             self.log("warning: tracklet events before any edge said hello; assuming lambda_g 0.5")
-            self.model = (0.5, dim, "", None)
+            self.model = (0.5, dim, "", None, None)
             self.assoc = self.make_associator(*self.model)
         return self.assoc
 

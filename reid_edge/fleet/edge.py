@@ -232,12 +232,14 @@ class RemoteAssociator:
             return None
         return Decision(d.event_id[len(self.prefix):], d.global_id, d.distance)
 
-    def start(self, lambda_g: float, global_dim: int, card: Any = None, max_distance: float | None = None) -> None:
-        """Called by the pipeline once it knows the model: hello (the model and the gate it would
+    def start(self, lambda_g: float, global_dim: int, card: Any = None, max_distance: float | None = None,
+              same_camera_gate: float | None = None) -> None:
+        """Called by the pipeline once it knows the model: hello (the model and the gates it would
         use alone), then the link's threads run."""
         from ..pipeline.gallery import model_key
 
-        self.link.start(lambda_g=lambda_g, global_dim=global_dim, model=model_key(card), max_distance=max_distance)
+        self.link.start(lambda_g=lambda_g, global_dim=global_dim, model=model_key(card), max_distance=max_distance,
+                        same_camera_gate=same_camera_gate)
 
     # the Associator's interface, as the pipeline uses it
     def update(self, event: TrackletEvent) -> None:

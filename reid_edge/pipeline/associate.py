@@ -19,9 +19,14 @@ All tracklets submitted in one step are matched together by :func:`match_trackle
    when a camera layout with transitions is given and the move from the identity's previous
    camera to the query's camera (or from the query's camera to the identity's next one) is not
    a listed transition within its ``[min_s, max_s]`` travel time (being in two cameras at
-   once is then forbidden too); re-appearing in the same camera is always allowed;
+   once is then forbidden too); re-appearing in the same camera is allowed, but not within
+   ``same_camera_gap_s`` of the identity's tracklet there (the camera's tracker decided that);
 3. Hungarian assignment (scipy) with the gate ``max_distance``; every match under the gate
-   is accepted and the identities updated;
+   is accepted and the identities updated. A pair whose identity was already seen by the
+   query's camera must also be within ``same_camera_max_distance`` when one is set (the model
+   card's ``same_camera_gate``): two different people seen by one camera are closer than two
+   seen by different cameras (same light, same viewpoint, same background), so at one gate a
+   same-camera re-link is wrong more often (README, "Cross-camera association at real scale");
 4. when a round accepts nothing, the earliest-starting unmatched tracklet founds a new
    identity, and the rest are matched again (so two cameras that see a new person in the same
    step agree on one identity).
@@ -75,6 +80,15 @@ def resolve_gate(configured: float | None, card: object) -> tuple[float, str]:
     return card_setting(configured, card, "match_gate", DEFAULT_MAX_DISTANCE)
 
 
+def resolve_same_camera_gate(configured: float | None, card: object) -> tuple[float | None, str]:
+    """The same-camera gate (:attr:`AssociationConfig.same_camera_max_distance`) and where it came
+    from: the configuration, the model card's ``same_camera_gate``, or ``(None, "none")`` (only the
+    main gate applies: the project's own models, whose results were measured that way)."""
+    if configured is None and getattr(card, "same_camera_gate", None) is None:
+        return None, "none"
+    return card_setting(configured, card, "same_camera_gate", DEFAULT_MAX_DISTANCE)
+
+
 @dataclass(frozen=True)
 class AssociationConfig:
     """Cross-camera matcher settings."""
@@ -88,11 +102,16 @@ class AssociationConfig:
     # a same-camera re-appearance closer in time than this is the tracker's call, not the matcher's:
     # its re-finding (appearance + position) already refused the link
     same_camera_gap_s: float = 10.0
+    # the gate for pairs whose identity was already seen by the query's camera (a distance in the re-ID
+    # model's space, so None: the model card's ``same_camera_gate``, else none: ``max_distance`` alone)
+    same_camera_max_distance: float | None = None
 
     def __post_init__(self) -> None:
         if (self.max_distance is not None and self.max_distance <= 0) or self.decide_after_s < 0 or \
                 self.min_tracklet_frames < 1:
             raise ConfigError("association: need max_distance > 0, decide_after_s >= 0, min_tracklet_frames >= 1")
+        if self.same_camera_max_distance is not None and self.same_camera_max_distance <= 0:
+            raise ConfigError("association: same_camera_max_distance must be > 0")
 
 
 @dataclass(frozen=True)
@@ -158,9 +177,16 @@ def feasible(q: Interval, intervals: list[Interval], layout: CameraLayout | None
     return True
 
 
+def seen_by(camera: str, intervals: list[Interval]) -> bool:
+    """Was the identity with these ``intervals`` already seen by ``camera``?"""
+    return any(iv.camera == camera for iv in intervals)
+
+
 def cost_matrix(queries: list[Query], identities: list[IdentityView], lambda_g: float,
-                layout: CameraLayout | None, same_camera_gap_s: float = 0.0) -> np.ndarray:
-    """``[Q, I]`` combined distances, ``inf`` where forbidden (or the query has no appearance)."""
+                layout: CameraLayout | None, same_camera_gap_s: float = 0.0,
+                same_camera_max_distance: float | None = None) -> np.ndarray:
+    """``[Q, I]`` combined distances, ``inf`` where forbidden (or the query has no appearance, or the
+    identity was seen by the query's camera and the distance is over ``same_camera_max_distance``)."""
     cost = np.full((len(queries), len(identities)), np.inf)
     if not queries or not identities:
         return cost
@@ -175,7 +201,10 @@ def cost_matrix(queries: list[Query], identities: list[IdentityView], lambda_g: 
     dist = combined_distance(qg, ig, qs, gs, lambda_g)
     for row, i in enumerate(qi):
         for j, ident in enumerate(identities):
-            if feasible(queries[i].interval, ident.intervals, layout, same_camera_gap_s):
+            q = queries[i].interval
+            if feasible(q, ident.intervals, layout, same_camera_gap_s) and (
+                    same_camera_max_distance is None or dist[row, j] <= same_camera_max_distance
+                    or not seen_by(q.camera, ident.intervals)):
                 cost[i, j] = dist[row, j]
     return cost
 
@@ -195,7 +224,8 @@ def _merge(ident: IdentityView, q: Query) -> None:
 
 
 def match_tracklets(queries: list[Query], identities: list[IdentityView], next_gid: int, max_distance: float,
-                    lambda_g: float = 0.5, layout: CameraLayout | None = None, same_camera_gap_s: float = 0.0
+                    lambda_g: float = 0.5, layout: CameraLayout | None = None, same_camera_gap_s: float = 0.0,
+                    same_camera_max_distance: float | None = None
                     ) -> tuple[list[int], list[float | None], list[IdentityView]]:
     """Decide the global identity of each query tracklet (pure: inputs are not modified).
 
@@ -204,6 +234,8 @@ def match_tracklets(queries: list[Query], identities: list[IdentityView], next_g
         identities: the current identities.
         next_gid: the id a new identity gets (then +1 for each further one).
         max_distance: the gate on the combined distance.
+        same_camera_max_distance: the gate for identities already seen by the query's camera
+            (None: ``max_distance`` alone).
     Returns:
         ``(gids, distances, identities)``: the global id of each query, the distance it was
         matched at (None for a new identity), and the identities after the decisions (new ones
@@ -216,7 +248,7 @@ def match_tracklets(queries: list[Query], identities: list[IdentityView], next_g
     pending = list(range(len(queries)))
     while pending:
         sub = [queries[i] for i in pending]
-        cost = cost_matrix(sub, idents, lambda_g, layout, same_camera_gap_s)
+        cost = cost_matrix(sub, idents, lambda_g, layout, same_camera_gap_s, same_camera_max_distance)
         matches, _, _ = assign(cost, max_distance)
         if matches:
             for r, c in matches:
@@ -478,6 +510,8 @@ class Associator:
         config: the gate and readiness settings.
         max_distance: the gate, when resolved elsewhere (:func:`resolve_gate`: configuration, model
             card, default); None: ``config.max_distance``, else :data:`DEFAULT_MAX_DISTANCE`.
+        same_camera_max_distance: the same-camera gate, when resolved elsewhere
+            (:func:`resolve_same_camera_gate`); None: ``config.same_camera_max_distance`` (None: none).
         lambda_g: weight of the global distance in the combined distance.
         global_dim: embedding size (rows of identities without an embedding are NaN).
         layout: camera layout whose transitions restrict moves (None: no restriction).
@@ -492,10 +526,13 @@ class Associator:
 
     def __init__(self, config: AssociationConfig, lambda_g: float, global_dim: int,
                  layout: CameraLayout | None = None, gallery: object | None = None, top_k: int = 32,
-                 exact_below: int = 2048, max_distance: float | None = None) -> None:
+                 exact_below: int = 2048, max_distance: float | None = None,
+                 same_camera_max_distance: float | None = None) -> None:
         self.config = config
         gate = max_distance if max_distance is not None else config.max_distance
         self.max_distance = float(gate if gate is not None else DEFAULT_MAX_DISTANCE)
+        scg = same_camera_max_distance if same_camera_max_distance is not None else config.same_camera_max_distance
+        self.same_camera_max_distance = None if scg is None else float(scg)
         self.lambda_g = float(lambda_g)
         self.global_dim = int(global_dim)
         self.layout = layout
@@ -612,6 +649,17 @@ class Associator:
             base = [m.interval for m in self._ids[col].members] if col < n0 else []
             return base + extra.get(col, [])
 
+        scg = self.same_camera_max_distance
+
+        def allowed(i: int, col: int, d: float) -> bool:
+            ivs = intervals(col)
+            if not feasible(qiv[i], ivs, self.layout, self.config.same_camera_gap_s):
+                return False
+            if scg is None or d <= scg:
+                return True
+            # a gallery identity's cameras include earlier sessions'
+            return not (seen_by(qiv[i].camera, ivs) or (col < n0 and qiv[i].camera in self._ids[col].cameras))
+
         while pending:
             n = rows.n
             qi = [i for i in pending if qg_all[i] is not None]
@@ -630,7 +678,7 @@ class Associator:
                         gated = gated[np.argsort(d[gated], kind="stable")]
                     found = 0
                     for c in gated:
-                        if feasible(qiv[i], intervals(int(c)), self.layout, self.config.same_camera_gap_s):
+                        if allowed(i, int(c), float(d[c])):
                             cand.setdefault(r, {})[int(c)] = float(d[c])
                             found += 1
                             if found >= k:

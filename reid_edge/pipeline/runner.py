@@ -25,7 +25,7 @@ from ..artifacts import DEFAULT_MODEL_SEARCH
 from ..backends.base import Backend
 from ..errors import CheckpointError, PipelineError
 from ..names import DEFAULT_DETECTOR
-from .associate import AssociationConfig, Associator, TrackletEvent, readiness, resolve_gate
+from .associate import AssociationConfig, Associator, TrackletEvent, readiness, resolve_gate, resolve_same_camera_gate
 from .detectors import Detector
 from .layout import CameraLayout
 from .outputs import ResultWriter, Row, annotate
@@ -148,13 +148,16 @@ class Pipeline:
         lam = self.config.association.lambda_g
         self.lambda_g = float(lam if lam is not None else getattr(card, "lambda_g", 0.5))
         self.max_distance, self.max_distance_source = resolve_gate(self.config.association.max_distance, card)
+        self.same_camera_gate, self.same_camera_gate_source = resolve_same_camera_gate(
+            self.config.association.same_camera_max_distance, card)
         self.global_dim = int(getattr(card, "global_dim", 1))
         self.fleet = fleet
         self.fleet_wait_s = fleet_wait_s
         self.associator: Any = fleet if fleet is not None else Associator(
-            self.config.association, self.lambda_g, self.global_dim, layout, gallery, max_distance=self.max_distance)
+            self.config.association, self.lambda_g, self.global_dim, layout, gallery, max_distance=self.max_distance,
+            same_camera_max_distance=self.same_camera_gate)
         if fleet is not None:
-            fleet.start(self.lambda_g, self.global_dim, card, self.max_distance)
+            fleet.start(self.lambda_g, self.global_dim, card, self.max_distance, self.same_camera_gate)
         self._submitted: dict[str, tuple[CameraState, Tracklet]] = {}  # event id -> tracklet awaiting its id
         self._clock = 0.0
         self._flushed = time.perf_counter()
@@ -501,6 +504,8 @@ class Pipeline:
             "max_distance_source": self.max_distance_source,
             "track_gate": self.track_gate,
             "track_gate_source": self.track_gate_source,
+            "same_camera_gate": self.same_camera_gate,
+            "same_camera_gate_source": self.same_camera_gate_source,
             **({"fleet": self.fleet.stats()} if self.fleet is not None else {}),
             "config": {
                 "tracker": _asdict(self.config.tracker), "reid": _asdict(self.config.reid),
