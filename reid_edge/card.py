@@ -12,7 +12,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 
 from .errors import CheckpointError
 from .names import DEFAULT_LAMBDA_C
@@ -105,16 +105,25 @@ class ModelCard:
         return self.num_stripes > 0 and self.stripe_dim > 0
 
 
-def card_setting(configured: float | None, card: object, name: str, default: float) -> tuple[float, str]:
+@overload
+def card_setting(configured: float | None, card: object, name: str, default: float) -> tuple[float, str]: ...
+
+
+@overload
+def card_setting(configured: float | None, card: object, name: str, default: None) -> tuple[float | None, str]: ...
+
+
+def card_setting(configured: float | None, card: object, name: str, default: float | None) -> tuple[float | None, str]:
     """A per-model setting and where it came from: ``configured`` (the user's configuration) when
     given, else the card's field ``name`` when set, else ``default``; the source is ``"config"``,
-    ``"model card"`` or ``"default"``. ``card`` may be None or any object (a backend's card)."""
+    ``"model card"``, ``"default"``, or ``"none"`` when ``default`` is None (the setting is off).
+    ``card`` may be None or any object (a backend's card)."""
     if configured is not None:
         return float(configured), "config"
     value = getattr(card, name, None)
     if value is not None:
         return float(value), "model card"
-    return float(default), "default"
+    return (None, "none") if default is None else (float(default), "default")
 
 
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:

@@ -84,9 +84,7 @@ def resolve_same_camera_gate(configured: float | None, card: object) -> tuple[fl
     """The same-camera gate (:attr:`AssociationConfig.same_camera_max_distance`) and where it came
     from: the configuration, the model card's ``same_camera_gate``, or ``(None, "none")`` (only the
     main gate applies: the project's own models, whose results were measured that way)."""
-    if configured is None and getattr(card, "same_camera_gate", None) is None:
-        return None, "none"
-    return card_setting(configured, card, "same_camera_gate", DEFAULT_MAX_DISTANCE)
+    return card_setting(configured, card, "same_camera_gate", None)
 
 
 @dataclass(frozen=True)
