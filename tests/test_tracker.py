@@ -160,6 +160,24 @@ def test_config_validation() -> None:
         TrackerConfig(max_appearance_dist=0.0)
     with pytest.raises(ConfigError):
         TrackerConfig(min_hits=0)
+    with pytest.raises(ConfigError, match="min_box_height"):
+        TrackerConfig(min_box_height=-1)
+
+
+def test_boxes_below_min_height_are_not_tracked_and_features_stay_aligned() -> None:
+    # a 20 px tall person (too small to re-identify) beside a 50 px one: only the tall one is tracked,
+    # at the default 24 px; the features of the kept box are the right ones after the small one is dropped
+    tr = ByteTracker(TrackerConfig(min_hits=1))
+    dets = np.array([[0, 0, 8, 20, 0.95], [100, 0, 20, 50, 0.9], [200, 0, 10, 24, 0.9]])
+    feats = np.array([[1.0, 0.0], [0.0, 1.0], [0.6, 0.8]])
+    for _ in range(3):
+        tr.update(dets, features=feats)
+    assert sorted(t.det_box[0] for t in tr.tracks) == [100, 200]  # 24 px itself is kept
+    np.testing.assert_allclose(next(t for t in tr.tracks if t.det_box[0] == 100).appearance, [0.0, 1.0])
+    # 0 tracks every box
+    tr = ByteTracker(TrackerConfig(min_hits=1, min_box_height=0))
+    tr.update(dets, features=feats)
+    assert len(tr.tracks) == 3
 
 
 def test_refind_cost_gates_by_appearance_reach_and_height() -> None:

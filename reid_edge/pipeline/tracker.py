@@ -80,6 +80,11 @@ class TrackerConfig:
     refind_ratio: float = 0.85  # re-find only when the lost track is this much closer than any visible track
     max_height_change: float = 0.3  # |log(h_det / h_track)| above log(1 + this) is never a match
     interpolate_gaps: int = 10  # a track re-found after <= this many missed frames gets linear fill-in rows
+    # detections shorter than this (frame pixels) are dropped before tracking: a person that small
+    # cannot be re-identified. Measured apart from the tracking benchmarks, on DukeMTMC-reID's queries
+    # shrunk to H px (intel-0288, mAP of 50.5 at full size): 32 px 35.9, 24 px 24.4, 16 px 6.4. 0 tracks
+    # every box. README, "Smallest tracked box"
+    min_box_height: float = 24.0
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.low_thresh <= self.high_thresh <= 1.0:
@@ -94,6 +99,8 @@ class TrackerConfig:
             raise ConfigError("tracker: lost_buffer must be >= track_buffer")
         if self.max_appearance_dist is not None and not 0.0 < self.max_appearance_dist <= 2.0:
             raise ConfigError("tracker: max_appearance_dist must be in (0, 2] (unit embeddings)")
+        if self.min_box_height < 0:
+            raise ConfigError("tracker: min_box_height must be >= 0 (pixels)")
 
 
 # The stage-1 appearance gate for models whose card has no ``track_gate`` (the project's own models:
@@ -299,7 +306,7 @@ class ByteTracker:
         cfg = self.config
         self.frame = self.frame + 1 if frame is None else int(frame)
         dets = np.asarray(detections, dtype=np.float64).reshape(-1, 5)
-        valid = (dets[:, 2] > 1) & (dets[:, 3] > 1)
+        valid = (dets[:, 2] > 1) & (dets[:, 3] > 1) & (dets[:, 3] >= cfg.min_box_height)
         dets = dets[valid]
         feats: np.ndarray | None = None
         if features is not None:
