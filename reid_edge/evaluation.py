@@ -14,7 +14,7 @@ Market-named crops is asked for by name (``fmt="folder"``).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -137,6 +137,7 @@ class EvalResult:
     distance: str
     rerank: bool
     mINP: float = float("nan")
+    camera_centre: bool = False
 
     @property
     def rank1(self) -> float:
@@ -149,7 +150,27 @@ class EvalResult:
         """The JSON summary written by ``reid-edge eval --json``."""
         return {"mAP": self.mAP, "rank1": self.rank(1), "rank5": self.rank(5), "rank10": self.rank(10),
                 "mINP": self.mINP, "num_query": self.num_query, "num_gallery": self.num_gallery,
-                "num_valid_queries": self.num_valid_queries, "distance": self.distance, "rerank": self.rerank}
+                "num_valid_queries": self.num_valid_queries, "distance": self.distance, "rerank": self.rerank,
+                "camera_centre": self.camera_centre}
+
+
+def camera_means(feats: np.ndarray, cams: np.ndarray) -> dict[int, np.ndarray]:
+    """The mean feature of each camera id in ``cams`` (``feats`` ``[N, D]`` or ``[N, S, d]``)."""
+    return {int(c): feats[cams == c].mean(axis=0) for c in np.unique(cams)}
+
+
+def camera_centre(feats: np.ndarray, cams: np.ndarray, means: dict[int, np.ndarray]) -> np.ndarray:
+    """``feats`` minus the mean of each row's camera, renormalised to unit length along the last axis.
+
+    Per-camera centring removes what a camera adds to everyone it sees (light, colour cast,
+    viewpoint) and needs no identity labels: ``means`` come from a site's unlabeled crops
+    (:func:`camera_means`). A camera without a mean gets the mean of all the means.
+    """
+    if len(feats) == 0 or not means:
+        return feats
+    fallback = np.mean(np.stack(list(means.values())), axis=0)
+    out = feats - np.stack([means[int(c)] if int(c) in means else fallback for c in cams])
+    return (out / np.maximum(np.linalg.norm(out, axis=-1, keepdims=True), 1e-12)).astype(feats.dtype)
 
 
 def distance_matrix(a_global: np.ndarray, b_global: np.ndarray, a_stripes: np.ndarray, b_stripes: np.ndarray,
@@ -191,11 +212,13 @@ def evaluate_features(
 def evaluate(
     backend: Backend, query: Sequence[Crop], gallery: Sequence[Crop], *,
     batch_size: int = 64, distance: str = "combined", lambda_g: float | None = None, lambda_c: float | None = None,
-    rerank: bool = False, progress: Any = None,
+    rerank: bool = False, progress: Any = None, centre_on: Sequence[Crop] | None = None,
 ) -> EvalResult:
     """Extract features and compute CMC/mAP/mINP (Market protocol).
 
     Args:
+        centre_on: crops (a site's unlabeled training crops; only their cameras are read) whose
+            per-camera mean features are subtracted from query and gallery (:func:`camera_centre`).
         lambda_g: weight of the global distance; None takes the card's value.
         lambda_c: same-camera penalty of the ``combined`` distance; None takes the card's value
             (0.05, the authors' evaluation, for the project's own models; 0 for imported ones).
@@ -205,9 +228,17 @@ def evaluate(
     qf = extract_features(backend, query, batch_size, progress)
     same = list(query) == list(gallery)
     gf = qf if same else extract_features(backend, gallery, batch_size, progress)
-    return evaluate_features(qf, gf, query, gallery, distance=distance,
-                             lambda_g=backend.card.lambda_g if lambda_g is None else lambda_g,
-                             lambda_c=backend.card.lambda_c if lambda_c is None else lambda_c, rerank=rerank)
+    if centre_on is not None:
+        tf = extract_features(backend, centre_on, batch_size, progress)
+        tc = np.array([s.camid for s in centre_on])
+        means = [camera_means(f, tc) for f in tf]  # global, stripes
+        qc, gc = np.array([s.camid for s in query]), np.array([s.camid for s in gallery])
+        qf = (camera_centre(qf[0], qc, means[0]), camera_centre(qf[1], qc, means[1]))
+        gf = (camera_centre(gf[0], gc, means[0]), camera_centre(gf[1], gc, means[1]))
+    result = evaluate_features(qf, gf, query, gallery, distance=distance,
+                               lambda_g=backend.card.lambda_g if lambda_g is None else lambda_g,
+                               lambda_c=backend.card.lambda_c if lambda_c is None else lambda_c, rerank=rerank)
+    return replace(result, camera_centre=centre_on is not None)
 
 
 @dataclass(frozen=True)
@@ -222,22 +253,34 @@ class DatasetEval:
 
 def evaluate_artifact(model: str | Path | None, data: str | Path, fmt: str = "auto", *, distance: str = "combined",
                       device: str = "auto", batch_size: int = 64, rerank: bool = False,
-                      cuhk03_variant: str = "detected", progress: Any = None) -> DatasetEval:
+                      cuhk03_variant: str = "detected", progress: Any = None,
+                      camera_centre: bool = False) -> DatasetEval:
     """Evaluate a checkpoint, ONNX model, engine or packaged model (None: the default) on a test split.
 
     The combined distance uses the card's ``lambda_g`` and ``lambda_c`` (the run's settings; 0 for
-    imported models, whose combined distance is the global one).
+    imported models, whose combined distance is the global one). ``camera_centre``: per-camera
+    centring with means over the dataset's training crops (identities not read).
 
     Raises:
-        DataError: no query/gallery split (:func:`read_test_split`), or unreadable images.
+        DataError: no query/gallery split (:func:`read_test_split`), unreadable images, or
+            ``camera_centre`` without training crops.
         CheckpointError, BackendError: the model cannot be opened.
     """
     from .models import load_model, resolve
 
     protocol, query, gallery = read_test_split(data, fmt, cuhk03_variant)
+    train: list[Any] | None = None
+    if camera_centre:
+        from .datasets import check_readable, read_dataset
+
+        train = [] if protocol.startswith("folder") else read_dataset(data, protocol, cuhk03_variant).train
+        if not train:
+            raise DataError(f"--camera-centre takes the cameras' means from training crops, and {data} has none "
+                            "(bounding_box_train/ for Market-1501 and DukeMTMC-reID)")
+        train = check_readable(train)
     path = resolve(model)
     with load_model(path, device=device) as backend:
         result = evaluate(backend, query, gallery, batch_size=batch_size, distance=distance, rerank=rerank,
-                          progress=progress)
+                          progress=progress, centre_on=train)
         card = backend.card
     return DatasetEval(result, protocol, path, card)

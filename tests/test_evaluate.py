@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from reid_edge.errors import DataError
-from reid_edge.evaluation import evaluate_features
+from reid_edge.evaluation import camera_centre, camera_means, evaluate_features
 from reid_edge.metrics import evaluate_rank, re_ranking
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -127,6 +127,93 @@ def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
                     rng_state=None, calibration_images=[], card=model_card_for(model, 64, 32, 0.5),
                     metrics={}, best_metric=None)
     return path
+
+
+def test_camera_centring_removes_a_per_camera_offset() -> None:
+    # two people (x and y axes) seen by two cameras; camera 2 adds a large z offset, so plainly the
+    # nearest neighbour of a camera-2 view is the other person's camera-2 view, after centring it is
+    # the same person's camera-1 view
+    e = np.eye(3)
+    feats = np.stack([e[0], e[1], e[0] + 2 * e[2], e[1] + 2 * e[2]])
+    feats /= np.linalg.norm(feats, axis=1, keepdims=True)
+    cams = np.array([1, 1, 2, 2])
+    means = camera_means(feats, cams)
+    np.testing.assert_allclose(means[1], [0.5, 0.5, 0.0])
+    assert np.argmax(feats[2] @ feats[[0, 1, 3]].T) == 2  # the other person, same camera
+    out = camera_centre(feats, cams, means)
+    np.testing.assert_allclose(np.linalg.norm(out, axis=1), 1.0)
+    assert np.argmax(out[2] @ out[[0, 1, 3]].T) == 0  # the same person, other camera
+    # a camera without training crops falls back to the mean of the means
+    want = feats[0] - (means[1] + means[2]) / 2
+    np.testing.assert_allclose(camera_centre(feats[:1], np.array([7]), means)[0], want / np.linalg.norm(want))
+
+
+def _offset_site(root: Path) -> None:
+    """Market-layout crops whose pixel values say who (blue) and which camera (green): 4 people x 3
+    cameras; query/ holds camera 1's view of each person, the gallery cameras 2 and 3, the training
+    crops all three."""
+    import cv2
+
+    for split, cams in (("query", (1,)), ("bounding_box_test", (2, 3)), ("bounding_box_train", (1, 2, 3))):
+        (root / split).mkdir(parents=True)
+        for pid in range(1, 5):
+            for cam in cams:
+                img = np.zeros((8, 4, 3), np.uint8)
+                img[..., 0], img[..., 1] = 50 * pid, 60 * cam
+                cv2.imwrite(str(root / split / f"{pid:04d}_c{cam}s1_000001_00.png"), img)
+
+
+class _OffsetBackend:
+    """Embeds a crop as one-hot(person) plus a large offset of its camera: cameras 1 and 3 share
+    theirs (alike light), camera 2 has another. Plainly, a camera-1 query is nearer every person
+    seen by camera 3 than its own person seen by camera 2."""
+
+    class card:  # noqa: N801 - stands in for a ModelCard
+        lambda_g, lambda_c, global_dim, num_stripes, stripe_dim = 1.0, 0.0, 6, 0, 1
+
+    def embed(self, crops: list[np.ndarray], batch_size: int = 32) -> object:
+        from reid_edge.backends.base import Embeddings
+
+        g = np.zeros((len(crops), 6), np.float32)
+        for i, c in enumerate(crops):
+            g[i, round(c[0, 0, 0] / 50) - 1] = 1.0
+            g[i, 5 if round(c[0, 0, 1] / 60) == 2 else 4] = 3.0
+        return Embeddings(g / np.linalg.norm(g, axis=1, keepdims=True), np.zeros((len(crops), 0, 1), np.float32))
+
+
+def test_evaluate_camera_centre_finds_people_across_a_camera_offset(tmp_path: Path) -> None:
+    from reid_edge.datasets import read_market_layout
+    from reid_edge.evaluation import evaluate, read_test_split
+
+    _offset_site(tmp_path / "site")
+    _, query, gallery = read_test_split(tmp_path / "site")
+    train = read_market_layout(tmp_path / "site").train
+    backend = _OffsetBackend()
+    plain = evaluate(backend, query, gallery, distance="global")  # type: ignore[arg-type]
+    centred = evaluate(backend, query, gallery, distance="global", centre_on=train)  # type: ignore[arg-type]
+    # plainly: own person in camera 3, then the 3 others in camera 3, then own person in camera 2
+    assert plain.rank1 == 1.0 and plain.mAP == pytest.approx((1 + 2 / 5) / 2)
+    # centred: both views of the own person first
+    assert centred.camera_centre and not plain.camera_centre
+    assert centred.mAP == 1.0
+
+
+def test_eval_cli_camera_centre(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import shutil
+
+    from reid_edge.cli import main
+    from reid_edge.synth.crops import generate_crops
+
+    data = tmp_path / "market"
+    generate_crops(data, ids=6, cameras=2, seed=2, height=32, width=16, per_camera=2)
+    out = tmp_path / "m.json"
+    assert main(["eval", "--data", str(data), "--json", str(out), "--device", "cpu", "--camera-centre"]) == 0
+    assert "camera-centred" in capsys.readouterr().out
+    assert json.loads(out.read_text())["camera_centre"] is True
+    shutil.rmtree(data / "bounding_box_train")
+    assert main(["eval", "--data", str(data), "--device", "cpu", "--camera-centre"]) == 2
+    err = capsys.readouterr().err
+    assert "has none" in err and len(err.strip().splitlines()) == 1
 
 
 def test_extract_features_model_equals_checkpoint_backend(tiny_checkpoint: Path, market_mini: Path) -> None:

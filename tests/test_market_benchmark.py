@@ -70,6 +70,25 @@ def test_reid_models_gallery_every_keeps_every_nth_gallery_crop(tmp_path: Path) 
     assert half["num_query"] == full["num_query"]
 
 
+def test_reid_models_camera_centre_rows_and_missing_training_crops(tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    import shutil
+
+    from benchmarks.reid_models import main
+
+    data = tmp_path / "market"
+    generate_crops(data, ids=12, cameras=2, seed=3, height=32, width=16, per_camera=3)
+    out = tmp_path / "rows.json"
+    assert main(["--data", f"synth={data}", "--models", "hsv", "--camera-centre", "--json", str(out)]) == 0
+    rows = json.loads(out.read_text())
+    assert [r["camera_centre"] for r in rows] == [False, True]
+    assert rows[0]["num_query"] == rows[1]["num_query"] and 0.0 < rows[1]["mAP"] <= 1.0
+    assert "hsv +centre" in capsys.readouterr().out
+    shutil.rmtree(data / "bounding_box_train")
+    assert main(["--data", f"synth={data}", "--models", "hsv", "--camera-centre"]) == 2
+    assert "no bounding_box_train" in capsys.readouterr().err
+
+
 def test_an_interrupted_market_run_keeps_its_curve(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from reid_edge.train.trainer import Trainer
 

@@ -21,6 +21,9 @@ def register(app: typer.Typer) -> None:
                                 "Market-named crop queries all others; only when asked for)."),
         json_out: Path = typer.Option(None, "--json", help="Write the metrics as JSON here."),
         rerank: bool = typer.Option(False, "--rerank", help="k-reciprocal re-ranking (k1=20, k2=6, lambda=0.3)."),
+        camera_centre: bool = typer.Option(False, "--camera-centre",
+                                           help="Subtract each camera's mean embedding over the training crops "
+                                                "(bounding_box_train/; identities not read) before ranking."),
         distance: str = typer.Option(DISTANCES[0], "--distance",
                                      help="combined (paper: global+stripes+camera term; for imported global-only "
                                           "models the same as global) | global (deployed)."),
@@ -31,7 +34,8 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Evaluate re-identification accuracy (Market-1501 protocol: mAP, rank-1/5/10, mINP).
 
-        Needs query/ and bounding_box_test/ (bounding_box_train/ is not read). Junk images (id -1)
+        Needs query/ and bounding_box_test/ (bounding_box_train/ is read only for --camera-centre:
+        per-camera centring, an adaptation to a site without labels or training). Junk images (id -1)
         are ignored, distractors (id 0000) stay in the gallery, and gallery images of the query's
         identity seen by the query's own camera are ignored. A folder without a query/gallery split
         is an error (never another protocol). Values are fractions in [0, 1] in the JSON and
@@ -46,6 +50,8 @@ def register(app: typer.Typer) -> None:
             reid-edge eval --model runs/train/best.pt --data ../shared/data/market1501_mini --distance global
 
             reid-edge eval --model reid.engine --data Market-1501-v15.09.15 --rerank --plot cmc.png
+
+            reid-edge eval --data DukeMTMC-reID --distance global --camera-centre
         """
         import sys
 
@@ -74,7 +80,7 @@ def register(app: typer.Typer) -> None:
         try:
             evaluated = evaluate_artifact(checkpoint, data, fmt, distance=distance, device=device,
                                           batch_size=batch_size, rerank=rerank, cuhk03_variant=cuhk03_variant,
-                                          progress=progress)
+                                          progress=progress, camera_centre=camera_centre)
         finally:
             if bar is not None:
                 bar.stop()
@@ -83,7 +89,7 @@ def register(app: typer.Typer) -> None:
                    "protocol": evaluated.protocol}
         typer.echo(f"{evaluated.model.name} ({evaluated.card.backbone}) on {data} ({evaluated.protocol}): "
                    f"{summary['num_query']} query, {summary['num_gallery']} gallery, distance {distance}"
-                   f"{', re-ranked' if rerank else ''}")
+                   f"{', re-ranked' if rerank else ''}{', camera-centred' if camera_centre else ''}")
         typer.echo(f"{'mAP':>8} {'rank-1':>8} {'rank-5':>8} {'rank-10':>8} {'mINP':>8}")
         typer.echo(" ".join(f"{100 * summary[k]:7.1f}%" for k in ("mAP", "rank1", "rank5", "rank10", "mINP")))
         if json_out is not None:
