@@ -21,11 +21,16 @@ measured):
   (with perfect boxes HOTA's localisation thresholds all give the same value);
 - predicted vs true identity count, and the time per decision.
 
+``--camera-centre`` also replays with per-camera centred embeddings: each camera's mean
+embedding over the ``bounding_box_train/`` crops (identities unused) is subtracted from every crop
+of that camera, which is then renormalised (``reid-edge eval --camera-centre`` does the same for
+retrieval). ``reid-edge run`` does not do this: a measurement of what it would give.
+
 Usage::
 
     python -m benchmarks.duke_association --data /path/to/DukeMTMC-reID \\
         --model models/person-reidentification-retail-0288.onnx [--model runs/train/export/model.onnx] \\
-        [--learn-layout] [--json out.json]
+        [--learn-layout] [--camera-centre] [--json out.json]
 """
 
 from __future__ import annotations
@@ -226,15 +231,27 @@ def _gate_or_none(text: str) -> float | None:
         raise argparse.ArgumentTypeError(f"{text!r} is not a distance or 'none'") from None
 
 
+def centre_by_camera(names: list[str], feats: np.ndarray, train: set[str]) -> np.ndarray:
+    """``feats`` with each camera's mean over the crops named in ``train`` subtracted, renormalised."""
+    from reid_edge.evaluation import camera_centre, camera_means
+
+    cams = np.array([parse_name(n)[1] for n in names])
+    sel = np.array([n in train for n in names])
+    return camera_centre(feats, cams, camera_means(feats[sel], cams[sel]))
+
+
 def run_model(data: Path, model: Path, cache: Path, config: AssociationConfig, split_gap_s: float,
-              learn: bool, topo: TopologyConfig, layout_out: Path | None) -> list[dict[str, Any]]:
+              learn: bool, topo: TopologyConfig, layout_out: Path | None,
+              centre: bool = False) -> list[dict[str, Any]]:
     names, feats = embed_all(data, model, cache)
+    if centre:
+        feats = centre_by_camera(names, feats, {p.name for p in (data / "bounding_box_train").glob("*.jpg")})
     tracks = build_tracklets(names, split_gap_s)
     rows = []
     gate = config.max_distance
     assert gate is not None
     res = replay(tracks, feats, config, None)
-    rows.append(_row(model, "none", tracks, res, gate, config.same_camera_max_distance))
+    rows.append(_row(model, "none", tracks, res, gate, config.same_camera_max_distance, centre))
     if learn:
         decided = [DecidedTracklet(res.decisions[t.key][0], t.camera, t.crops[0].time_s, t.crops[-1].time_s,
                                    res.decisions[t.key][1]) for t in tracks]
@@ -243,14 +260,14 @@ def run_model(data: Path, model: Path, cache: Path, config: AssociationConfig, s
             layout_out.write_text(layout_to_yaml(layout))
         res2 = replay(tracks, feats, config, layout)
         row = _row(model, f"learned ({len(layout.transitions)} transitions)", tracks, res2, gate,
-                   config.same_camera_max_distance)
+                   config.same_camera_max_distance, centre)
         rows.append(row)
     return rows
 
 
 def _row(model: Path, layout: str, tracks: list[Track], res: Replay, gate: float,
-         same_camera: float | None) -> dict[str, Any]:
-    s = {"gate": gate, "same_camera_gate": same_camera, **score(tracks, res.decisions)}
+         same_camera: float | None, centre: bool = False) -> dict[str, Any]:
+    s = {"gate": gate, "same_camera_gate": same_camera, "camera_centre": centre, **score(tracks, res.decisions)}
     ms = np.asarray(res.decide_ms)
     s.update({"model": model.name, "layout": layout, "rounds": res.rounds,
               "max_live_identities": max(res.live or [0]),
@@ -279,6 +296,8 @@ def main() -> None:
     ap.add_argument("--min-moves", type=int, default=TopologyConfig().min_moves,
                     help="topology: moves a camera pair needs to be listed")
     ap.add_argument("--unseen-pairs", choices=("forbid", "allow"), default=TopologyConfig().unseen_pairs)
+    ap.add_argument("--camera-centre", action="store_true",
+                    help="also replay with per-camera centred embeddings (means over bounding_box_train/)")
     ap.add_argument("--json", type=Path)
     a = ap.parse_args()
     if not (a.data / "query").is_dir():
@@ -290,11 +309,12 @@ def main() -> None:
         for gate in a.gate or [card_gate]:
             for same_camera in a.same_camera_gate or [card_same_camera]:
                 cfg = AssociationConfig(max_distance=gate, same_camera_max_distance=same_camera)
-                rows += run_model(a.data, m, a.cache, cfg, a.split_gap, a.learn_layout,
-                                  TopologyConfig(confident_distance=a.confident, min_moves=a.min_moves,
-                                                 unseen_pairs=a.unseen_pairs), a.layout_out)
-    hdr = ("model", "gate", "same_camera_gate", "layout", "idf1", "assa", "true_identities", "predicted_identities",
-           "tracklets", "ms_per_decision_mean", "ms_per_decision_p95", "max_live_identities")
+                for centre in (False, True) if a.camera_centre else (False,):
+                    rows += run_model(a.data, m, a.cache, cfg, a.split_gap, a.learn_layout,
+                                      TopologyConfig(confident_distance=a.confident, min_moves=a.min_moves,
+                                                     unseen_pairs=a.unseen_pairs), a.layout_out, centre)
+    hdr = ("model", "gate", "same_camera_gate", "camera_centre", "layout", "idf1", "assa", "true_identities",
+           "predicted_identities", "tracklets", "ms_per_decision_mean", "ms_per_decision_p95", "max_live_identities")
     print("| " + " | ".join(hdr) + " |")
     print("|" + "---|" * len(hdr))
     for r in rows:

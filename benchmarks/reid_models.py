@@ -8,7 +8,7 @@ recomputed without re-embedding, and prints one table. ``hsv`` is a colour-histo
 ``--camera-centre`` also ranks each model after per-camera centring (``reid-edge eval
 --camera-centre``), an adaptation to a site that needs no training and no labels: the mean
 embedding of each camera over the dataset's ``bounding_box_train/`` crops (camera ids from the
-file names; identities are not read) is subtracted from that camera's query and gallery
+file names; identities unused) is subtracted from that camera's query and gallery
 embeddings, which are then renormalised. ``reid-edge run`` does not do this (yet): its gates are
 calibrated on plain embeddings.
 

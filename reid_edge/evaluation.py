@@ -259,7 +259,7 @@ def evaluate_artifact(model: str | Path | None, data: str | Path, fmt: str = "au
 
     The combined distance uses the card's ``lambda_g`` and ``lambda_c`` (the run's settings; 0 for
     imported models, whose combined distance is the global one). ``camera_centre``: per-camera
-    centring with means over the dataset's training crops (identities not read).
+    centring with means over the dataset's training crops (identities unused).
 
     Raises:
         DataError: no query/gallery split (:func:`read_test_split`), unreadable images, or

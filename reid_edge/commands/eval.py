@@ -23,7 +23,7 @@ def register(app: typer.Typer) -> None:
         rerank: bool = typer.Option(False, "--rerank", help="k-reciprocal re-ranking (k1=20, k2=6, lambda=0.3)."),
         camera_centre: bool = typer.Option(False, "--camera-centre",
                                            help="Subtract each camera's mean embedding over the training crops "
-                                                "(bounding_box_train/; identities not read) before ranking."),
+                                                "(bounding_box_train/; identities unused) before ranking."),
         distance: str = typer.Option(DISTANCES[0], "--distance",
                                      help="combined (paper: global+stripes+camera term; for imported global-only "
                                           "models the same as global) | global (deployed)."),
