@@ -7,7 +7,7 @@ the same tuples and numbers (a test checks the model registry against :data:`BAC
 
 from __future__ import annotations
 
-IMPORTED_BACKBONES: tuple[str, ...] = ("intel-0288",)
+IMPORTED_BACKBONES: tuple[str, ...] = ("intel-0288", "intel-0277")
 """Packaged ONNX re-ID models that training can continue from (their own weights and head)."""
 
 BACKBONES: tuple[str, ...] = ("resnet18", "resnet34", "resnet50", "mobilenetv2", *IMPORTED_BACKBONES)

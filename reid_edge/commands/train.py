@@ -40,14 +40,14 @@ def register(app: typer.Typer) -> None:
         fmt: str = typer.Option(None, "--format", help="|".join(("auto", *DATA_FORMATS)) + f" [default: {_D.format}]."),
         backbone: str = typer.Option(None, "--backbone", help="|".join(BACKBONES) + f" [default: {_D.backbone}]."),
         pretrained: str = typer.Option(None, "--pretrained", help="'imagenet' or a weights file (a reid-edge "
-                                       "checkpoint: its backbone; for intel-0288 the whole model) [default: none]."),
+                                       "checkpoint: its backbone; for intel-* the whole model) [default: none]."),
         epochs: int = typer.Option(None, "--epochs", help=f"Epochs [default: {_D.epochs}]."),
         batch_size: int = typer.Option(None, "--batch-size", help=f"Images per batch [default: {_D.batch_size}, "
                                        "the paper's]."),
         height: int = typer.Option(None, "--height", help=f"Input height [default: {_D.height}]."),
         width: int = typer.Option(None, "--width", help=f"Input width [default: {_D.width}]."),
         embed_dim: int = typer.Option(None, "--embed-dim", help=f"Global embedding size [default: {_D.embed_dim}; "
-                                      "intel-0288: 256]."),
+                                      "intel-0288, intel-0277: 256]."),
         num_stripes: int = typer.Option(None, "--num-stripes", help=f"Stripes of the local branch "
                                         f"[default: {_D.num_stripes}]."),
         device: str = typer.Option(None, "--device", help="|".join(DEVICES) + f" [default: {_D.device}]."),
