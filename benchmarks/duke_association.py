@@ -240,13 +240,9 @@ def centre_by_camera(names: list[str], feats: np.ndarray, train: set[str]) -> np
     return camera_centre(feats, cams, camera_means(feats[sel], cams[sel]))
 
 
-def run_model(data: Path, model: Path, cache: Path, config: AssociationConfig, split_gap_s: float,
-              learn: bool, topo: TopologyConfig, layout_out: Path | None,
-              centre: bool = False) -> list[dict[str, Any]]:
-    names, feats = embed_all(data, model, cache)
-    if centre:
-        feats = centre_by_camera(names, feats, {p.name for p in (data / "bounding_box_train").glob("*.jpg")})
-    tracks = build_tracklets(names, split_gap_s)
+def run_model(model: Path, tracks: list[Track], feats: np.ndarray, config: AssociationConfig, learn: bool,
+              topo: TopologyConfig, layout_out: Path | None, centre: bool = False) -> list[dict[str, Any]]:
+    """Replay ``tracks`` with ``feats`` (plain, or centred when ``centre``) at ``config``'s gates."""
     rows = []
     gate = config.max_distance
     assert gate is not None
@@ -303,16 +299,21 @@ def main() -> None:
     if not (a.data / "query").is_dir():
         raise SystemExit(f"{a.data} is not a DukeMTMC-reID folder (no query/)")
     rows = []
+    topo = TopologyConfig(confident_distance=a.confident, min_moves=a.min_moves, unseen_pairs=a.unseen_pairs)
     for name in a.model:
         m = resolve_model(name)
         card_gate, card_same_camera = model_gates(m)
+        names, plain = embed_all(a.data, m, a.cache)  # once per model: every gate replays the same crops
+        tracks = build_tracklets(names, a.split_gap)
+        variants = {False: plain}
+        if a.camera_centre:
+            train = {p.name for p in (a.data / "bounding_box_train").glob("*.jpg")}
+            variants[True] = centre_by_camera(names, plain, train)
         for gate in a.gate or [card_gate]:
             for same_camera in a.same_camera_gate or [card_same_camera]:
                 cfg = AssociationConfig(max_distance=gate, same_camera_max_distance=same_camera)
-                for centre in (False, True) if a.camera_centre else (False,):
-                    rows += run_model(a.data, m, a.cache, cfg, a.split_gap, a.learn_layout,
-                                      TopologyConfig(confident_distance=a.confident, min_moves=a.min_moves,
-                                                     unseen_pairs=a.unseen_pairs), a.layout_out, centre)
+                for centre, feats in variants.items():
+                    rows += run_model(m, tracks, feats, cfg, a.learn_layout, topo, a.layout_out, centre)
     hdr = ("model", "gate", "same_camera_gate", "camera_centre", "layout", "idf1", "assa", "true_identities",
            "predicted_identities", "tracklets", "ms_per_decision_mean", "ms_per_decision_p95", "max_live_identities")
     print("| " + " | ".join(hdr) + " |")
