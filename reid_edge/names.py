@@ -32,5 +32,6 @@ DEFAULT_MAX_DISTANCE = 1.0
 DEFAULT_DETECTOR = "yolox"
 """The person detector of every command that detects: the packaged YOLOX-Nano."""
 
-DETECTOR_CHOICES: tuple[str, ...] = ("yolox", "yolox:PATH.onnx", "yolo:PATH.onnx", "motion", "hog", "hog+motion")
+DETECTOR_CHOICES: tuple[str, ...] = ("yolox", "yolox:PATH.onnx", "yolox@SIZE", "yolo:PATH.onnx", "motion", "hog",
+                                     "hog+motion")
 """``--detector`` spellings (:func:`reid_edge.pipeline.detectors.make_detector`)."""

@@ -159,3 +159,33 @@ def test_sessions_do_not_spin_wait() -> None:
         assert backend.session.get_session_options().get_session_config_entry(key) == "0"  # type: ignore[attr-defined]
     detector = YoloxDetector(device="cpu")
     assert detector.session.get_session_options().get_session_config_entry(key) == "0"
+
+
+@pytest.mark.parametrize("spec, input_shape", [
+    ("yolox", (1, 3, 320, 416)),  # the model's own 416 on the long side
+    ("yolox@480", (1, 3, 384, 480)),
+    ("yolox@640", (1, 3, 480, 640)),
+])
+def test_input_size_spelling_sets_the_network_long_side(spec: str, input_shape: tuple[int, ...]) -> None:
+    frame = np.full((360, 480, 3), 90, np.uint8)
+    det = make_detector(spec, "cam1", device="cpu")
+    x, r, _ = det.preprocess(frame)  # type: ignore[attr-defined]
+    assert x.shape == input_shape and r == pytest.approx(input_shape[3] / 480)
+    assert det.detect(frame, 1).shape[1] == 5
+
+
+def test_input_size_with_a_path_and_bad_sizes(tmp_path: Path) -> None:
+    from reid_edge.pipeline.detectors import split_input_size
+
+    assert split_input_size(":m.onnx@640") == (":m.onnx", 640)
+    assert split_input_size("@480") == ("", 480)
+    assert split_input_size(":/data/a@b/m.onnx") == (":/data/a@b/m.onnx", None)  # '@' inside a path
+    odd = tmp_path / "at@home"
+    odd.mkdir()
+    copy = odd / "nano.onnx"
+    copy.write_bytes(default_yolox_path().read_bytes())
+    assert make_detector(f"yolox:{copy}@448", "cam1", device="cpu").native == (448, 448)  # type: ignore[attr-defined]
+    assert make_detector(f"yolox:{copy}", "cam1", device="cpu").native == (416, 416)  # type: ignore[attr-defined]
+    for bad in ("yolox@600", "yolox@0", "yolox@big", "yolox@"):
+        with pytest.raises(PipelineError, match="input size"):
+            make_detector(bad, "cam1", device="cpu")

@@ -3,7 +3,7 @@
 One module per family; ``--detector`` spellings (:func:`make_detector`):
 
 - ``yolox`` (default): the packaged YOLOX-Nano (COCO person class), or ``yolox:PATH.onnx``
-  (:mod:`.yolox`);
+  (:mod:`.yolox`); ``@SIZE`` after either sets the network input's long side (``yolox@640``);
 - ``yolo:PATH.onnx``: YOLO v5/v8/v11 exports (:mod:`.yolo`);
 - ``motion``: MOG2 background subtraction blobs, static cameras (:mod:`.motion`);
 - ``hog`` and ``hog+motion``: OpenCV's HOG people detector (:mod:`.hog`);
@@ -23,6 +23,23 @@ __all__ = ["DEFAULT_DETECTOR", "DETECTOR_CHOICES", "EMPTY", "Detector", "Precomp
            "find_detection_file", "letterbox", "make_detector", "nms"]
 
 
+def split_input_size(rest: str) -> tuple[str, int | None]:
+    """``(path part, long side)`` of what follows ``yolox`` in a spelling: ``:m.onnx@640`` ->
+    ``(":m.onnx", 640)``, ``@480`` -> ``("", 480)``, ``:m.onnx`` -> ``(":m.onnx", None)``.
+
+    Raises:
+        PipelineError: an ``@`` followed by something other than a whole number of pixels.
+    """
+    if "@" not in rest:
+        return rest, None
+    path, size = rest.rsplit("@", 1)
+    if size.isdigit():
+        return path, int(size)
+    if path and ("/" in size or "." in size):  # an '@' inside the model's path
+        return rest, None
+    raise PipelineError(f"detector input size '@{size}' is not a whole number of pixels (e.g. yolox@640)")
+
+
 def make_detector(spec: str, camera: str, detections_dir: str | Path | None = None, device: str = "auto",
                   threads: int = 0) -> Detector:
     """Build the detector for one camera from a ``--detector`` spelling (or ``--detections DIR``).
@@ -36,10 +53,11 @@ def make_detector(spec: str, camera: str, detections_dir: str | Path | None = No
     """
     if detections_dir is not None:
         return PrecomputedDetector(find_detection_file(detections_dir, camera))
-    if spec == "yolox" or spec.startswith("yolox:"):
+    if spec == "yolox" or spec.startswith(("yolox:", "yolox@")):
         from .yolox import YoloxDetector
 
-        return YoloxDetector(spec[6:] or None, device=device, threads=threads)
+        path, size = split_input_size(spec[5:])
+        return YoloxDetector(path.removeprefix(":") or None, device=device, threads=threads, input_size=size)
     if spec.startswith("yolo:"):
         from .yolo import YoloOnnxDetector
 

@@ -5,7 +5,10 @@ The package ships YOLOX-Nano (COCO, Apache-2.0, see ``reid_edge/assets/NOTICE.md
 BGR 0-255 without normalisation, letterboxed at the top-left with grey 114; output
 ``[1, N, 5 + C]`` raw per anchor point over strides 8/16/32 (``xy = (p + grid) * stride``,
 ``wh = exp(p) * stride``; objectness and class scores already through a sigmoid); person =
-class 0, score = objectness x person score. Decode and NMS are vectorised.
+class 0, score = objectness x person score. Decode and NMS are vectorised. Frames are letterboxed
+to the model's native size on the long side (416 for YOLOX-Nano); ``yolox@640`` (or
+``yolox:PATH.onnx@640``) sets that long side, e.g. for high-resolution cameras whose far people
+would shrink below the tracker's smallest box.
 
 The INT8 encodings made by ``reid-edge export-detector`` load the same way (they keep the FP32
 input and output).
@@ -133,8 +136,18 @@ class YoloxDetector(Detector):
     name = "yolox"
 
     def __init__(self, path: str | Path | None = None, conf_thresh: float = 0.1, iou_thresh: float = 0.45,
-                 device: str = "auto", threads: int = 0) -> None:
+                 device: str = "auto", threads: int = 0, input_size: int | None = None) -> None:
+        """``input_size``: the network input's long side in pixels (a multiple of 32; default: the
+        size the model was exported at, 416 for YOLOX-Nano). Larger finds smaller people in large
+        frames at a cost that grows with the pixels.
+
+        Raises:
+            PipelineError: missing or unreadable model, or an input size that is not a multiple of 32.
+        """
         import onnx
+
+        if input_size is not None and (input_size < 32 or input_size > 4096 or input_size % 32):
+            raise PipelineError(f"YOLOX input size {input_size} must be a multiple of 32 between 32 and 4096")
 
         self.path = Path(path) if path is not None else default_yolox_path()
         if not self.path.is_file():
@@ -144,6 +157,8 @@ class YoloxDetector(Detector):
         except Exception as exc:  # onnx raises DecodeError, OSError, ...
             raise PipelineError(f"cannot read YOLOX model {self.path}: {exc}") from None
         model, self.native = flexible_yolox(model)
+        if input_size is not None:
+            self.native = (input_size, input_size)
         self.session = onnx_session(model.SerializeToString(), device, "YOLOX", threads=threads)
         self.input_name = self.session.get_inputs()[0].name
         self.conf_thresh = conf_thresh
