@@ -7,10 +7,15 @@ MOTA, IDF1, ID switches) against the MOTChallenge ground truth, plus the frames/
     python -m benchmarks.mot15                                  # all four detectors, both sequences
     python -m benchmarks.mot15 --detectors yolox yolox-int8 --json runs/mot15.json
     python -m benchmarks.mot15 --detectors yolox yolox-int8 --config pipeline.yml   # e.g. other tracker settings
+    python -m benchmarks.mot15 --detectors yolox yolox@480 yolox@640 --sequences PETS09-S2L1   # input sizes
 
 Detectors: ``motion``, ``hog``, ``yolox`` (the packaged YOLOX-Nano, FP32) and ``yolox-int8``
 (its ``int8-qdq-cpu`` encoding from ``reid-edge export-detector``, calibrated without labels on
-the first half of the same sequence's video, as a site would calibrate on its own footage).
+the first half of the same sequence's video, as a site would calibrate on its own footage);
+``@SIZE`` after ``yolox`` or ``yolox-int8`` sets the network input's long side (416 by default).
+``--gt-same-person 18=14 8=14 ...`` scores a second time against a copy of the ground truth where
+the listed ids are one person (MOT15 gives a person a new id each time they come back into view;
+which ids are one person is the caller's reading of the boxes, not part of the ground truth).
 PETS09-S2L1's ground truth is at 768x576 and its video at 480x360: boxes are scaled by 480/768.
 Needs ``../shared/data`` (``--data``).
 """
@@ -47,14 +52,35 @@ def sequence_files(data: Path, seq: str) -> tuple[Path, Path, float]:
     return video, gt, scale
 
 
-def write_scaled_gt(gt: Path, scale: float, out: Path, max_frames: int | None) -> None:
-    """A copy of a MOT gt file with boxes scaled to the video (and cut at ``max_frames``)."""
+def detector_choice(value: str) -> str:
+    """argparse type of ``--detectors``: one of :data:`DETECTORS`, YOLOX ones optionally ``@SIZE``."""
+    name, _, size = value.partition("@")
+    if name not in DETECTORS or (size and (name not in ("yolox", "yolox-int8") or not size.isdigit())):
+        raise argparse.ArgumentTypeError(f"'{value}' is not one of {', '.join(DETECTORS)} "
+                                         "(yolox and yolox-int8 may end in @SIZE, e.g. yolox@640)")
+    return value
+
+
+def same_person(value: str) -> tuple[int, int]:
+    """argparse type of ``--gt-same-person``: ``A=B`` (ground-truth id A is person B)."""
+    a, sep, b = value.partition("=")
+    if not (sep and a.isdigit() and b.isdigit()):
+        raise argparse.ArgumentTypeError(f"'{value}' is not ID=ID (e.g. 18=14)")
+    return int(a), int(b)
+
+
+def write_scaled_gt(gt: Path, scale: float, out: Path, max_frames: int | None,
+                    same: dict[int, int] | None = None) -> None:
+    """A copy of a MOT gt file with boxes scaled to the video (and cut at ``max_frames``);
+    ``same`` maps ids to the id of the person they are (``{18: 14}``: id 18 is written as 14)."""
     from reid_edge.pipeline.motfile import read_mot_rows
 
     rows = read_mot_rows(gt)
     if max_frames is not None:
         rows = rows[rows[:, 0] <= max_frames]
     rows[:, 2:6] *= scale
+    if same:
+        rows[:, 1] = [same.get(int(i), int(i)) for i in rows[:, 1]]
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("".join(f"{int(r[0])},{int(r[1])},{r[2]:.2f},{r[3]:.2f},{r[4]:.2f},{r[5]:.2f},{int(r[6])},-1,-1,-1\n"
                            for r in rows))
@@ -87,7 +113,7 @@ def load_config(path: Path | None) -> Any:
 
 
 def run_one(video: Path, name: str, detector: str, backend: Any, gt_dir: Path, out: Path,
-            max_frames: int | None, config: Any = None) -> dict[str, Any]:
+            max_frames: int | None, config: Any = None, same_gt_dir: Path | None = None) -> dict[str, Any]:
     from reid_edge.pipeline.mtmc_eval import evaluate_mtmc
     from reid_edge.pipeline.runner import run_pipeline
 
@@ -96,17 +122,23 @@ def run_one(video: Path, name: str, detector: str, backend: Any, gt_dir: Path, o
                            config=config, max_frames=max_frames, device="cpu")
     metrics = evaluate_mtmc(out, gt_dir)["cameras"][name]
     cam = summary["cameras"][name]
-    return {"metrics": metrics, "fps": cam["fps"], "frames": cam["frames"],
-            "stage_ms_per_frame": summary["stage_ms_per_frame"], "embeddings": summary["embeddings"]}
+    result = {"metrics": metrics, "fps": cam["fps"], "frames": cam["frames"],
+              "stage_ms_per_frame": summary["stage_ms_per_frame"], "embeddings": summary["embeddings"]}
+    if same_gt_dir is not None:
+        result["metrics_same_person"] = evaluate_mtmc(out, same_gt_dir)["cameras"][name]
+    return result
 
 
-def format_table(results: dict[str, dict[str, dict[str, Any]]]) -> str:
-    """Markdown table: one row per sequence and detector, every number in full."""
+def format_table(results: dict[str, dict[str, dict[str, Any]]], key: str = "metrics") -> str:
+    """Markdown table: one row per sequence and detector, every number in full (``key``: which
+    scoring, ``metrics`` or ``metrics_same_person``; rows without it are left out)."""
     lines = ["| sequence | detector | HOTA | MOTA | IDF1 | ID switches | recall | precision | frames/s |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for seq, by_det in results.items():
         for det, r in by_det.items():
-            m = r["metrics"]
+            if key not in r:
+                continue
+            m = r[key]
             lines.append(f"| {seq} | {det} | {m['hota']:.3f} | {m['mota']:.3f} | {m['idf1']:.3f} | "
                          f"{int(m['num_switches'])} | {m['recall']:.3f} | {m['precision']:.3f} | {r['fps']:.1f} |")
     return "\n".join(lines)
@@ -115,7 +147,8 @@ def format_table(results: dict[str, dict[str, dict[str, Any]]]) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data", help="shared data folder")
-    ap.add_argument("--detectors", nargs="+", default=list(DETECTORS), choices=DETECTORS)
+    ap.add_argument("--detectors", nargs="+", default=list(DETECTORS), type=detector_choice,
+                    help=f"{', '.join(DETECTORS)}; yolox and yolox-int8 may end in @SIZE (input long side)")
     ap.add_argument("--sequences", nargs="+", default=list(SEQUENCES), choices=list(SEQUENCES))
     ap.add_argument("--model", default=None, help="re-ID model (default: the packaged default)")
     ap.add_argument("--max-frames", type=int, default=None)
@@ -123,8 +156,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--config", type=Path, default=None,
                     help="pipeline YAML (tracker/reid/association sections), as for reid-edge run --config")
+    ap.add_argument("--gt-same-person", nargs="+", type=same_person, default=[], metavar="ID=ID",
+                    help="also score with these ground-truth ids as one person (with one --sequences)")
     args = ap.parse_args(argv)
+    if args.gt_same_person and len(args.sequences) != 1:
+        ap.error("--gt-same-person names ids of one sequence: give one --sequences")
     config = load_config(args.config)
+    same = dict(args.gt_same_person)
 
     from reid_edge.backends import load_backend
     from reid_edge.models import resolve
@@ -138,20 +176,32 @@ def main(argv: list[str] | None = None) -> int:
             video, gt, scale = sequence_files(args.data, seq)
             gt_dir = work / seq / "gt"
             write_scaled_gt(gt, scale, gt_dir / f"{seq}.gt.txt", args.max_frames)
+            same_dir = None
+            if same:
+                same_dir = work / seq / "gt-same-person"
+                write_scaled_gt(gt, scale, same_dir / f"{seq}.gt.txt", args.max_frames, same)
             results[seq] = {}
             for det in args.detectors:
-                spec = det
-                if det == "yolox-int8":
-                    spec, reports[seq] = int8_detector(video, gt, scale, work / seq / "detector")
+                name, _, size = det.partition("@")
+                spec = name
+                if name == "yolox-int8":
+                    if seq not in reports:
+                        int8_spec, reports[seq] = int8_detector(video, gt, scale, work / seq / "detector")
+                    spec = int8_spec
+                if size:
+                    spec += f"@{size}"
                 print(f"{seq}: {det} ...", file=sys.stderr, flush=True)
                 results[seq][det] = run_one(video, seq, spec, backend, gt_dir, work / seq / det, args.max_frames,
-                                            config)
+                                            config, same_dir)
                 r = results[seq][det]
                 print(f"  HOTA {r['metrics']['hota']:.3f} MOTA {r['metrics']['mota']:.3f} "
                       f"IDF1 {r['metrics']['idf1']:.3f} {r['fps']:.1f} frames/s; ms/frame "
                       + ", ".join(f"{k} {v:.1f}" for k, v in r["stage_ms_per_frame"].items()),
                       file=sys.stderr, flush=True)
     print(format_table(results))
+    if same:
+        print("\nThe same runs, with ground-truth ids " + ", ".join(f"{a}={b}" for a, b in same.items())
+              + " as one person:\n" + format_table(results, "metrics_same_person"))
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({"results": results, "int8_reports": reports}, indent=1, default=float))

@@ -28,3 +28,22 @@ def test_bad_config_is_a_one_line_error(tmp_path: Path, text: str, capsys: pytes
     assert err.startswith("error: ") and err.count("\n") == 1
     with pytest.raises(SystemExit):
         load_config(tmp_path / "missing.yml")
+
+
+def test_detector_spellings_and_same_person_ids(tmp_path: Path) -> None:
+    import argparse
+
+    from benchmarks.mot15 import detector_choice, same_person, write_scaled_gt
+
+    assert detector_choice("yolox@640") == "yolox@640" and detector_choice("yolox-int8@480") == "yolox-int8@480"
+    for bad in ("motion@640", "yolox@x", "yolo"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            detector_choice(bad)
+    assert same_person("18=14") == (18, 14)
+    with pytest.raises(argparse.ArgumentTypeError):
+        same_person("18:14")
+    gt = tmp_path / "gt.txt"
+    gt.write_text("1,18,768,576,76.8,153.6,1,-1,-1,-1\n1,3,0,0,10,20,0,-1,-1,-1\n2,14,8,8,8,8,1,-1,-1,-1\n")
+    write_scaled_gt(gt, 0.625, tmp_path / "out" / "s.gt.txt", max_frames=1, same={18: 14})
+    assert (tmp_path / "out" / "s.gt.txt").read_text() == (
+        "1,14,480.00,360.00,48.00,96.00,1,-1,-1,-1\n1,3,0.00,0.00,6.25,12.50,0,-1,-1,-1\n")
