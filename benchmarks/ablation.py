@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from reid_edge.datasets import market_pid as person_id
+from reid_edge.io import atomic_write_text
 
 # name -> (what changes, TrainConfig.method overrides, other TrainConfig overrides)
 VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
@@ -82,7 +83,6 @@ def run_variant(name: str, base: dict[str, Any], out: Path) -> dict[str, Any]:
     """Train and evaluate one variant of :data:`VARIANTS` (or return its stored result)."""
     from reid_edge.artifacts import LAST_CHECKPOINT
     from reid_edge.config import from_dict
-    from reid_edge.io import atomic_write_text
     from reid_edge.train.config import TrainConfig
     from reid_edge.train.trainer import Trainer
 
@@ -158,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print(format_table(rows))
     if args.json is not None:
-        args.json.write_text(json.dumps({"settings": vars(args), "rows": rows}, indent=1, default=str))
+        atomic_write_text(args.json, json.dumps({"settings": vars(args), "rows": rows}, indent=1, default=str))
     return 0
 
 

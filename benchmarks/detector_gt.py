@@ -108,7 +108,8 @@ def main(argv: list[str] | None = None) -> int:
     print(format_table(results, args.scores))
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(results, indent=1))
+        from reid_edge.io import atomic_write_text
+        atomic_write_text(args.json, json.dumps(results, indent=1))
     return 0
 
 

@@ -45,6 +45,7 @@ from typing import Any
 
 import numpy as np
 
+from reid_edge.io import atomic_write_text
 from reid_edge.pipeline.associate import (
     AssociationConfig,
     Associator,
@@ -253,7 +254,7 @@ def run_model(model: Path, tracks: list[Track], feats: np.ndarray, config: Assoc
                                    res.decisions[t.key][1]) for t in tracks]
         layout = learn_layout(decided, topo)
         if layout_out is not None:
-            layout_out.write_text(layout_to_yaml(layout))
+            atomic_write_text(layout_out, layout_to_yaml(layout))
         res2 = replay(tracks, feats, config, layout)
         row = _row(model, f"learned ({len(layout.transitions)} transitions)", tracks, res2, gate,
                    config.same_camera_max_distance, centre)
@@ -322,7 +323,7 @@ def main() -> None:
         print("| " + " | ".join(f"{r[k]:.3f}" if isinstance(r[k], float) and k in ("idf1", "assa") else str(r[k])
                                 for k in hdr) + " |")
     if a.json:
-        a.json.write_text(json.dumps(rows, indent=2))
+        atomic_write_text(a.json, json.dumps(rows, indent=2))
 
 
 if __name__ == "__main__":

@@ -131,7 +131,8 @@ def main(argv: list[str] | None = None) -> int:
     if not retrieval:
         console.print("mAP not measured: pass --data with a query/gallery split")
     if args.json is not None:
-        args.json.write_text(json.dumps(summary, indent=2) + "\n")
+        from reid_edge.io import atomic_write_text
+        atomic_write_text(args.json, json.dumps(summary, indent=2) + "\n")
     if tmp is not None:
         tmp.cleanup()
     return 0 if all(checks.values()) else 1

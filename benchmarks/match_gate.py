@@ -191,7 +191,8 @@ def main(argv: list[str] | None = None) -> int:
         }
     print(json.dumps(result, indent=2))
     if args.json is not None:
-        args.json.write_text(json.dumps(result, indent=2))
+        from reid_edge.io import atomic_write_text
+        atomic_write_text(args.json, json.dumps(result, indent=2))
     return 0
 
 

@@ -204,7 +204,8 @@ def main(argv: list[str] | None = None) -> int:
               + " as one person:\n" + format_table(results, "metrics_same_person"))
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"results": results, "int8_reports": reports}, indent=1, default=float))
+        from reid_edge.io import atomic_write_text
+        atomic_write_text(args.json, json.dumps({"results": results, "int8_reports": reports}, indent=1, default=float))
     return 0
 
 

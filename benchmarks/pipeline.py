@@ -104,7 +104,8 @@ def main(argv: list[str] | None = None) -> int:
     backend.close()
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2, default=str) + "\n")
+        from reid_edge.io import atomic_write_text
+        atomic_write_text(args.json, json.dumps(result, indent=2, default=str) + "\n")
     return 0
 
 

@@ -90,7 +90,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| {Path(r['checkpoint']).name} | {r['epoch']} | {r['k']} | {r['precision']:.3f} | "
               f"{r['all_correct']:.3f} | {r['cross_camera_of_correct']:.3f} | {r['attainable']:.3f} |")
     if args.json is not None:
-        args.json.write_text(json.dumps(rows, indent=1))
+        from reid_edge.io import atomic_write_text
+        atomic_write_text(args.json, json.dumps(rows, indent=1))
     return 0
 
 

@@ -121,6 +121,8 @@ def main(argv: list[str] | None = None) -> int:
     def log(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
 
+    from reid_edge.io import atomic_write_text
+
     rows = []
     for spec in args.data:
         name, _, path = spec.partition("=")
@@ -136,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
                 log(f"  {'camera-centred ' if centre else ''}mAP {100 * r['mAP']:.1f} rank-1 {100 * r['rank1']:.1f} "
                     f"mINP {100 * r['mINP']:.1f}")
                 if args.json is not None:
-                    args.json.write_text(json.dumps(rows, indent=2))
+                    atomic_write_text(args.json, json.dumps(rows, indent=2))
     print(f"{'model':<28} {'dataset':<12} {'query':>6} {'gallery':>7} {'mAP':>6} {'rank-1':>6} {'rank-5':>6} "
           f"{'mINP':>6}")
     for r in rows:
