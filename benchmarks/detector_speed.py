@@ -7,6 +7,7 @@ all of them alike. Prints ms/frame (median over rounds) and the speed-up against
 
     python -m benchmarks.detector_speed                                   # PETS09-S2L1, 80 frames
     python -m benchmarks.detector_speed --video cam1.mp4 --export runs/detector --frames 200
+    python -m benchmarks.detector_speed --sizes 480 640        # FP32 at other input sizes too (yolox@SIZE)
 
 Needs ``../shared/data`` for the default video.
 """
@@ -24,11 +25,14 @@ REPO = Path(__file__).resolve().parents[1]
 DEFAULT_VIDEO = REPO.parent / "shared" / "data" / "videos" / "pets2009_s2l1_view1.avi"
 
 
-def time_detectors(paths: dict[str, Path | None], frames: list, rounds: int) -> dict[str, float]:
-    """Median ms/frame of each detector over ``rounds`` interleaved passes over ``frames``."""
+def time_detectors(paths: dict[str, Path | None], frames: list, rounds: int,
+                   sizes: dict[str, int] | None = None) -> dict[str, float]:
+    """Median ms/frame of each detector over ``rounds`` interleaved passes over ``frames``
+    (``sizes``: input long side of the named detectors, others at the model's own)."""
     from reid_edge.pipeline.detectors.yolox import YoloxDetector
 
-    dets = {name: YoloxDetector(p, device="cpu") for name, p in paths.items()}
+    sizes = sizes or {}
+    dets = {name: YoloxDetector(p, device="cpu", input_size=sizes.get(name)) for name, p in paths.items()}
     for d in dets.values():  # warm-up: session initialisation, first-call allocations
         for f in frames[:3]:
             d.detect(f, 1)
@@ -48,7 +52,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--export", type=Path, default=None, help="an export-detector output folder to reuse")
     ap.add_argument("--frames", type=int, default=80)
     ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--sizes", type=int, nargs="*", default=[],
+                    help="also time the FP32 detector at these input long sides (multiples of 32)")
+    ap.add_argument("--no-int8", action="store_true", help="time FP32 only (no calibration)")
     args = ap.parse_args(argv)
+    if any(s < 32 or s % 32 for s in args.sizes):
+        print(f"error: --sizes {args.sizes}: each must be a multiple of 32", file=sys.stderr)
+        return 2
     if not args.video.is_file():
         print(f"error: video {args.video} does not exist", file=sys.stderr)
         return 2
@@ -56,13 +66,16 @@ def main(argv: list[str] | None = None) -> int:
 
     frames = [img for _, img in read_frames(str(args.video), list(range(args.frames)))]
     with tempfile.TemporaryDirectory(prefix="reid-edge-detspeed.") as tmp:
-        out = args.export
-        if out is None:
-            out = Path(tmp)
-            export_detector(DetectorExportConfig(videos=(str(args.video),), out=out), log=lambda m: None)
         paths: dict[str, Path | None] = {"fp32 (packaged)": None}
-        paths.update({enc: out / DETECTOR_FILES[enc] for enc in ("int8-qdq-cpu", "int8-qdq-trt")})
-        ms = time_detectors(paths, frames, args.rounds)
+        if not args.no_int8:
+            out = args.export
+            if out is None:
+                out = Path(tmp)
+                export_detector(DetectorExportConfig(videos=(str(args.video),), out=out), log=lambda m: None)
+            paths.update({enc: out / DETECTOR_FILES[enc] for enc in ("int8-qdq-cpu", "int8-qdq-trt")})
+        sizes = {f"fp32 @{s}": s for s in args.sizes}
+        paths.update({name: None for name in sizes})
+        ms = time_detectors(paths, frames, args.rounds, sizes)
     h, w = frames[0].shape[:2]
     print(f"{len(frames)} frames of {args.video.name} ({w}x{h}), median of {args.rounds} interleaved rounds")
     print("| detector | ms/frame | speed-up vs FP32 |\n| --- | --- | --- |")
