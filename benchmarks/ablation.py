@@ -50,6 +50,8 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     "no-stripes": ("no stripe branch (lambda_p 0, lambda_g 1; global distance at test)",
                    {"lambda_p": 0.0, "lambda_g": 1.0}, {"eval_distance": "global"}),
     "float32": ("float32 selection", {"selection_dtype": "float32"}, {}),
+    # an extension, not the paper: rank after taking each camera's mean bank entry away
+    "camera-centre": ("camera-centred selection (extension)", {"camera_centre": True}, {}),
 }
 SPLITS = ("bounding_box_train", "query", "bounding_box_test")
 

@@ -423,3 +423,35 @@ def test_negative_gap_skips_ranks_after_the_positives() -> None:
     with pytest.raises(ConfigError, match="too few"):
         SelectiveContrastive(12, d, s, cams[:12], MethodConfig(k=3, m=10, negative_gap=8))
     assert SelectiveContrastive(20, d, s, cams[:20], MethodConfig(k=3, m=100, negative_gap=6)).num_negatives == 10
+
+
+def test_camera_centre_ranks_across_a_camera_offset() -> None:
+    """``camera_centre`` (an extension, off by default): each camera's mean bank entry is taken
+    from its entries and anchors before ranking. Six people seen by two cameras, each camera adding
+    a large common vector: the plain selection ranks the anchor's own camera first (the wrong
+    people), the centred one finds the person in the other camera."""
+    torch.manual_seed(0)
+    people, d, s = 6, 16, 4
+    person = torch.nn.functional.normalize(torch.randn(people, d), dim=1)
+    offset = 3.0 * torch.nn.functional.normalize(torch.randn(2, d), dim=1)
+    cams = torch.tensor([0] * people + [1] * people)
+    ids = torch.arange(people).repeat(2)
+    feats = torch.nn.functional.normalize(person[ids] + offset[cams] + 0.05 * torch.randn(2 * people, d), dim=1)
+    stripes = torch.nn.functional.normalize(feats.reshape(-1, s, d // s), dim=2)
+    index = torch.arange(2 * people)
+    picks = {}
+    for centre in (False, True):
+        method = SelectiveContrastive(2 * people, d, s, cams, MethodConfig(k=1, m=4, camera_centre=centre))
+        method.init_banks(index, feats, stripes)
+        picks[centre] = method.select(index, feats, stripes, warmup=False, generator=None)[0][:, 1]
+    assert (ids[picks[False]] != ids).all() and (cams[picks[False]] == cams).all()
+    assert torch.equal(ids[picks[True]], ids) and (cams[picks[True]] != cams).all()
+    # by hand: centred, renormalised rows, then the method's distance
+    g = feats.double()
+    gm = torch.stack([g[cams == c].mean(0) for c in (0, 1)])
+    gc = torch.nn.functional.normalize(g - gm[cams], dim=1)
+    lm = torch.stack([stripes.double()[cams == c].mean(0) for c in (0, 1)])
+    lc = torch.nn.functional.normalize(stripes.double() - lm[cams], dim=2)
+    dist = selection_distance(gc, lc, gc, lc, cams, cams, 0.5, 0.05)
+    assert torch.equal(rank_excluding_self(dist, index, 1)[:, 0], picks[True])
+    assert not MethodConfig().camera_centre  # the method as published by default

@@ -60,6 +60,10 @@ class MethodConfig:
             (0, the default: the method, negatives right after the positives). An extension for a
             dense site started from a strong model, where many of a person's other crops rank just
             after the ``K`` positives (README, site adaptation); unused with random negatives.
+        camera_centre: rank with each camera's mean bank entry subtracted from the bank entries
+            and anchors of that camera (renormalised; global and each stripe apart). False, the
+            default: the method. An extension against what a camera adds to everyone it sees
+            (README, per-camera centring); only the selection changes, not the loss or the banks.
     """
 
     lambda_t: float = 0.5
@@ -75,6 +79,7 @@ class MethodConfig:
     selection_dtype: str = "float64"
     negatives: str = "hard"
     negative_gap: int = 0
+    camera_centre: bool = False
 
     def __post_init__(self) -> None:
         for name in ("lambda_t", "lambda_p", "lambda_g"):

@@ -119,6 +119,38 @@ def selection_distance(
     return dist.add_(same_camera.to(dtype), alpha=lambda_c)
 
 
+def camera_centred(
+    global_feat: Tensor,
+    stripes: Tensor,
+    global_bank: Tensor,
+    local_bank: Tensor,
+    anchor_cameras: Tensor,
+    bank_cameras: Tensor,
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Anchors and banks with their camera's mean bank entry subtracted, rows renormalised.
+
+    The means are over the bank entries of each camera (global ``[C, D]``, local ``[C, S, d]``);
+    an anchor takes its camera's means (a camera absent from the banks: zero). Returns
+    ``(global_feat, stripes, global_bank, local_bank)`` in the banks' dtype, unit rows (stripe by
+    stripe), ready for :func:`selection_distance`.
+    """
+    dtype = global_bank.dtype
+    num = int(max(int(bank_cameras.max()), int(anchor_cameras.max()))) + 1
+    counts = torch.zeros(num, dtype=dtype, device=global_bank.device)
+    counts.index_add_(0, bank_cameras, torch.ones_like(bank_cameras, dtype=dtype))
+    counts = counts.clamp_(min=1.0)
+    g_mean = torch.zeros(num, global_bank.shape[1], dtype=dtype, device=global_bank.device)
+    g_mean.index_add_(0, bank_cameras, global_bank).div_(counts[:, None])
+    l_mean = torch.zeros(num, *local_bank.shape[1:], dtype=dtype, device=local_bank.device)
+    l_mean.index_add_(0, bank_cameras, local_bank).div_(counts[:, None, None])
+    return (
+        l2_normalize(global_feat.to(dtype) - g_mean[anchor_cameras]),
+        l2_normalize(stripes.to(dtype) - l_mean[anchor_cameras]),
+        l2_normalize(global_bank - g_mean[bank_cameras]),
+        l2_normalize(local_bank - l_mean[bank_cameras]),
+    )
+
+
 def sortable_key(dist: Tensor) -> Tensor:
     """int64 keys ordering ``[B, N]`` distances by ``(float32(distance), column index)``.
 
@@ -519,11 +551,16 @@ class SelectiveContrastive(nn.Module):
                 )
             self._ready = True
         with self._full_precision():
+            g_bank, l_bank = self.global_bank, self.local_bank
+            if self.cfg.camera_centre:
+                global_feat, stripes, g_bank, l_bank = camera_centred(
+                    global_feat, stripes, g_bank, l_bank, self.cameras[index], self.cameras
+                )
             dist = selection_distance(
                 global_feat,
                 stripes,
-                self.global_bank,
-                self.local_bank,
+                g_bank,
+                l_bank,
                 self.cameras[index],
                 self.cameras,
                 self.cfg.lambda_g,
