@@ -48,16 +48,22 @@ def _embed(model: str, samples: list[Any], cache: Path | None, key: str, log: An
 
         feats = hsv_histogram_features([cv2.imread(s.path) for s in samples])
     else:
+        from reid_edge.evaluation import extract_features
         from reid_edge.models import load_model
 
+        done = 0
+
+        def progress(n: int) -> None:
+            nonlocal done
+            if (done + n) // 2560 > done // 2560:
+                log(f"  {key}: {done + n}/{len(samples)} crops, {time.perf_counter() - start:.0f} s")
+            done += n
+
         backend = load_model(model, device="cpu")
-        parts = []
-        for i in range(0, len(samples), 256):
-            parts.append(backend.embed([cv2.imread(s.path) for s in samples[i:i + 256]], batch_size=32).global_)
-            if (i // 256) % 10 == 0:
-                log(f"  {key}: {i + len(parts[-1])}/{len(samples)} crops, {time.perf_counter() - start:.0f} s")
-        backend.close()
-        feats = np.concatenate(parts)
+        try:
+            feats = extract_features(backend, samples, batch_size=32, progress=progress)[0]
+        finally:
+            backend.close()
     log(f"  {key}: {len(samples)} crops in {time.perf_counter() - start:.0f} s")
     if cache is not None:
         cache.mkdir(parents=True, exist_ok=True)
