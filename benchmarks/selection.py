@@ -15,6 +15,7 @@ Examples:
     python -m benchmarks.selection --device cuda --repeats 20 --skip-loop
     python -m benchmarks.selection --threads 1 --selection-dtype float32
     python -m benchmarks.selection --json results/selection.json
+    python -m benchmarks.selection --dim 512 --batch 8 --threads 1 --skip-loop --camera-centre   # the extension's cost
 """
 
 from __future__ import annotations
@@ -100,12 +101,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--selection-dtype", default="float64", choices=["float64", "float32"],
                         help="MethodConfig.selection_dtype of the vectorized code")
+    parser.add_argument("--camera-centre", action="store_true",
+                        help="time the camera-centred selection (an extension; the loop reference has none: "
+                             "implies --skip-loop)")
     parser.add_argument("--json", default=None, help="also write the results here")
     args = parser.parse_args(argv)
+    if args.camera_centre:
+        args.skip_loop = True
 
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    cfg = MethodConfig(selection_dtype=args.selection_dtype)
+    cfg = MethodConfig(selection_dtype=args.selection_dtype, camera_centre=args.camera_centre)
     gen = torch.Generator().manual_seed(args.seed)
     n, dim, num_s = args.n, args.dim, args.stripes
     cams = torch.randint(0, args.cameras, (n,), generator=gen)

@@ -13,6 +13,7 @@ from reid_edge.errors import ConfigError, DataError
 from reid_edge.train.method import (
     MethodConfig,
     SelectiveContrastive,
+    camera_centred_distance,
     contrastive_losses,
     dense_contrastive_losses,
     loss_coefficients,
@@ -455,3 +456,20 @@ def test_camera_centre_ranks_across_a_camera_offset() -> None:
     dist = selection_distance(gc, lc, gc, lc, cams, cams, 0.5, 0.05)
     assert torch.equal(rank_excluding_self(dist, index, 1)[:, 0], picks[True])
     assert not MethodConfig().camera_centre  # the method as published by default
+    # the product form against centred copies, on random banks of five cameras
+    n, d, s, b = 50, 24, 3, 7
+    cams = torch.randint(0, 5, (n,), generator=torch.Generator().manual_seed(1))
+    bank_g = torch.nn.functional.normalize(torch.randn(n, d, dtype=torch.float64), dim=1)
+    bank_l = torch.nn.functional.normalize(torch.randn(n, s, d // s, dtype=torch.float64), dim=2)
+    index = torch.arange(b) * 3
+    anchors_g, anchors_l = torch.randn(b, d), torch.randn(b, s, d // s)  # not unit: centred, then renormalised
+    gm = torch.stack([bank_g[cams == c].mean(0) for c in range(5)])
+    lm = torch.stack([bank_l[cams == c].mean(0) for c in range(5)])
+    ac = cams[index]
+    want = selection_distance(
+        torch.nn.functional.normalize(anchors_g.double() - gm[ac], dim=1),
+        torch.nn.functional.normalize(anchors_l.double() - lm[ac], dim=2),
+        torch.nn.functional.normalize(bank_g - gm[cams], dim=1),
+        torch.nn.functional.normalize(bank_l - lm[cams], dim=2), ac, cams, 0.3, 0.2)
+    got = camera_centred_distance(anchors_g, anchors_l, bank_g, bank_l, ac, cams, 0.3, 0.2)
+    torch.testing.assert_close(got, want, rtol=0, atol=1e-12)

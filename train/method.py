@@ -119,36 +119,49 @@ def selection_distance(
     return dist.add_(same_camera.to(dtype), alpha=lambda_c)
 
 
-def camera_centred(
+def camera_centred_distance(
     global_feat: Tensor,
     stripes: Tensor,
     global_bank: Tensor,
     local_bank: Tensor,
     anchor_cameras: Tensor,
     bank_cameras: Tensor,
-) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """Anchors and banks with their camera's mean bank entry subtracted, rows renormalised.
+    lambda_g: float,
+    lambda_c: float,
+) -> Tensor:
+    """:func:`selection_distance` after camera centring (``method: camera_centre``), ``[B, N]``.
 
-    The means are over the bank entries of each camera (global ``[C, D]``, local ``[C, S, d]``);
-    an anchor takes its camera's means (a camera absent from the banks: zero). Returns
-    ``(global_feat, stripes, global_bank, local_bank)`` in the banks' dtype, unit rows (stripe by
-    stripe), ready for :func:`selection_distance`.
+    Each camera's mean bank entry ``m_c`` (global ``[C, D]``, per stripe ``[C, S, d]``) is taken
+    from that camera's bank entries and anchors, and rows are renormalised (each stripe apart):
+    ``b' = (b - m_c) / |b - m_c|``. Computed without centred copies of the banks: for a unit
+    row, ``|b - m_c|^2 = 1 - 2 b . m_c + |m_c|^2`` and ``a' . b' = (a' . b - a' . m_c) / |b - m_c|``,
+    so the big products are the ones :func:`selection_distance` does, stripe by stripe for the
+    local part (a camera absent from the banks has mean zero).
     """
     dtype = global_bank.dtype
     num = int(max(int(bank_cameras.max()), int(anchor_cameras.max()))) + 1
     counts = torch.zeros(num, dtype=dtype, device=global_bank.device)
-    counts.index_add_(0, bank_cameras, torch.ones_like(bank_cameras, dtype=dtype))
-    counts = counts.clamp_(min=1.0)
+    counts.index_add_(0, bank_cameras, torch.ones_like(bank_cameras, dtype=dtype)).clamp_(min=1.0)
     g_mean = torch.zeros(num, global_bank.shape[1], dtype=dtype, device=global_bank.device)
     g_mean.index_add_(0, bank_cameras, global_bank).div_(counts[:, None])
     l_mean = torch.zeros(num, *local_bank.shape[1:], dtype=dtype, device=local_bank.device)
     l_mean.index_add_(0, bank_cameras, local_bank).div_(counts[:, None, None])
-    return (
-        l2_normalize(global_feat.to(dtype) - g_mean[anchor_cameras]),
-        l2_normalize(stripes.to(dtype) - l_mean[anchor_cameras]),
-        l2_normalize(global_bank - g_mean[bank_cameras]),
-        l2_normalize(local_bank - l_mean[bank_cameras]),
-    )
+
+    def cosine(anchor: Tensor, bank: Tensor, mean: Tensor) -> Tensor:
+        # anchor [B, k] unit, centred; bank [N, k] unit rows (may be a strided stripe view); mean [C, k]
+        bank_dot_mean = torch.mm(bank, mean.t()).gather(1, bank_cameras[:, None]).squeeze(1)  # [N]
+        norm = (1.0 - 2.0 * bank_dot_mean + mean.pow(2).sum(1)[bank_cameras]).clamp_min(L2_EPS**2).sqrt()
+        return (torch.mm(anchor, bank.t()) - torch.mm(anchor, mean.t())[:, bank_cameras]).div_(norm)
+
+    g_anchor = l2_normalize(global_feat.to(dtype) - g_mean[anchor_cameras])
+    s_anchor = l2_normalize(stripes.to(dtype) - l_mean[anchor_cameras])
+    num_stripes = local_bank.shape[1]
+    dist = cosine(g_anchor, global_bank, g_mean).mul_(-2.0 * lambda_g)
+    for k in range(num_stripes):
+        dist.add_(cosine(s_anchor[:, k], local_bank[:, k], l_mean[:, k]), alpha=-2.0 * (1.0 - lambda_g) / num_stripes)
+    dist.add_(2.0)  # lambda_g * (2 - 2 cos_g) + (1 - lambda_g) * mean_s (2 - 2 cos_s)
+    same_camera = anchor_cameras.unsqueeze(1) == bank_cameras.unsqueeze(0)
+    return dist.add_(same_camera.to(dtype), alpha=lambda_c)
 
 
 def sortable_key(dist: Tensor) -> Tensor:
@@ -550,17 +563,13 @@ class SelectiveContrastive(nn.Module):
                     f"{missing} of {self.num_samples} memory-bank slots were never filled by init_banks"
                 )
             self._ready = True
+        distance = camera_centred_distance if self.cfg.camera_centre else selection_distance
         with self._full_precision():
-            g_bank, l_bank = self.global_bank, self.local_bank
-            if self.cfg.camera_centre:
-                global_feat, stripes, g_bank, l_bank = camera_centred(
-                    global_feat, stripes, g_bank, l_bank, self.cameras[index], self.cameras
-                )
-            dist = selection_distance(
+            dist = distance(
                 global_feat,
                 stripes,
-                g_bank,
-                l_bank,
+                self.global_bank,
+                self.local_bank,
                 self.cameras[index],
                 self.cameras,
                 self.cfg.lambda_g,
