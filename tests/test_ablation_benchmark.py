@@ -49,4 +49,8 @@ def test_two_variants_on_the_mini_set(shared_data: Path, tmp_path: Path, capsys:
 
     pp = positive_precision(tmp_path / "abl" / "default" / "last.pt", k=1)
     assert pp["anchors"] > 0 and 0.0 <= pp["precision"] <= 1.0 and pp["precision"] == pp["all_correct"]
-    assert set(VARIANTS) >= {"start", "default", "k1", "random-neg", "lc0", "lc0.5", "lc1.0", "no-stripes", "float32"}
+    assert not pp["camera_centre"]
+    centred = positive_precision(tmp_path / "abl" / "default" / "last.pt", k=1, camera_centre=True)
+    assert centred["camera_centre"] and centred["anchors"] == pp["anchors"] and 0.0 <= centred["precision"] <= 1.0
+    assert set(VARIANTS) >= {"start", "default", "k1", "random-neg", "lc0", "lc0.5", "lc1.0", "no-stripes", "float32",
+                            "camera-centre"}
