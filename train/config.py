@@ -64,6 +64,8 @@ class MethodConfig:
             and anchors of that camera (renormalised; global and each stripe apart). False, the
             default: the method. An extension against what a camera adds to everyone it sees
             (README, per-camera centring); only the selection changes, not the loss or the banks.
+            Measured: +0.4 to +2.0 mAP over three seeds of the reduced Market-1501 ablation from
+            ImageNet; it collapsed the imported intel-0288 on DukeMTMC-reID in one epoch.
     """
 
     lambda_t: float = 0.5
