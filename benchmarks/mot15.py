@@ -170,6 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     backend = load_backend(resolve(args.model), device="cpu")
     results: dict[str, dict[str, dict[str, Any]]] = {}
     reports: dict[str, Any] = {}
+    int8_specs: dict[str, str] = {}
     with tempfile.TemporaryDirectory(prefix="reid-edge-mot15.") as tmp:
         work = args.out or Path(tmp)
         for seq in args.sequences:
@@ -185,9 +186,9 @@ def main(argv: list[str] | None = None) -> int:
                 name, _, size = det.partition("@")
                 spec = name
                 if name == "yolox-int8":
-                    if seq not in reports:
-                        int8_spec, reports[seq] = int8_detector(video, gt, scale, work / seq / "detector")
-                    spec = int8_spec
+                    if seq not in int8_specs:  # one calibration per sequence, whatever the sizes
+                        int8_specs[seq], reports[seq] = int8_detector(video, gt, scale, work / seq / "detector")
+                    spec = int8_specs[seq]
                 if size:
                     spec += f"@{size}"
                 print(f"{seq}: {det} ...", file=sys.stderr, flush=True)

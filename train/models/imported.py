@@ -22,6 +22,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -217,9 +218,19 @@ class ImportedGlobalHead(nn.Module):
         return l2_normalize(self.graph(feat))  # type: ignore[arg-type]
 
 
-def _cut_points(model: object) -> tuple[str, str, str, tuple[int, int, int], int, np.ndarray]:
-    """(graph entry after mean subtraction, last feature map, unnormalised embedding, map shape, dim,
-    the mean the graph subtracts)."""
+class _CutPoints(NamedTuple):
+    """Where :func:`build_imported_model` cuts a packaged graph."""
+
+    entry: str  # the tensor after the graph's mean subtraction
+    feature: str  # the last feature map
+    embedding: str  # the unnormalised embedding
+    map_shape: tuple[int, int, int]  # (channels, height, width) of the feature map
+    dim: int  # embedding size
+    mean: np.ndarray  # the mean the graph subtracts (0-255 scale)
+
+
+def _cut_points(model: object) -> _CutPoints:
+    """Find the cut points of a packaged model (see :class:`_CutPoints`)."""
     import onnx
 
     graph = model.graph  # type: ignore[attr-defined]
@@ -248,7 +259,7 @@ def _cut_points(model: object) -> tuple[str, str, str, tuple[int, int, int], int
     embedding = l2[0].input[0]
     _, c, h, w = shapes[feature]
     dim = shapes[embedding][-1]
-    return first[1].output[0], feature, embedding, (c, h, w), dim, mean.astype(np.float32)
+    return _CutPoints(first[1].output[0], feature, embedding, (c, h, w), dim, mean.astype(np.float32))
 
 
 def build_imported_model(name: str, config: ModelConfig, height: int = 256, width: int = 128,
@@ -276,16 +287,17 @@ def build_imported_model(name: str, config: ModelConfig, height: int = 256, widt
         model = onnx.load(str(file))
     except Exception as exc:  # noqa: BLE001 - any parse failure is one message for the user
         raise CheckpointError(f"cannot read {file}: {exc}") from exc
-    entry, feature, embedding, (channels, h, w), dim, graph_mean = _cut_points(model)
+    cut = _cut_points(model)
+    channels, h, w = cut.map_shape
     in_h, in_w = [d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim][2:]
     if (height, width) != (in_h, in_w):
         raise ConfigError(f"{name} takes {in_h}x{in_w} crops (its head pools a fixed {h}x{w} map); "
                           f"pass --height {in_h} --width {in_w}")
-    if config.embed_dim != dim:
-        raise ConfigError(f"{name} has a {dim}-d embedding; pass --embed-dim {dim} "
+    if config.embed_dim != cut.dim:
+        raise ConfigError(f"{name} has a {cut.dim}-d embedding; pass --embed-dim {cut.dim} "
                           f"(and --num-stripes dividing it; embed_dim in a --config)")
     if config.last_stride != 1:
         raise ConfigError(f"{name} has a fixed architecture; last_stride must be 1")
-    backbone = ImportedBackbone(OnnxGraph(model, [entry], [feature]), channels, graph_mean)
-    head = ImportedGlobalHead(OnnxGraph(model, [feature], [embedding]))
+    backbone = ImportedBackbone(OnnxGraph(model, [cut.entry], [cut.feature]), channels, cut.mean)
+    head = ImportedGlobalHead(OnnxGraph(model, [cut.feature], [cut.embedding]))
     return ReIDModel(backbone, config, global_head=head)
