@@ -78,7 +78,8 @@ def main() -> None:
     if a.layout:
         ring = [{"from": CAMERAS[i], "to": CAMERAS[(i + 1) % 4], "min_s": 1, "max_s": 600} for i in range(4)]
         layout = layout_from_dict({"transitions": ring})
-    cfg = AssociationConfig(max_distance=1.0)
+    gate = 1.0
+    cfg = AssociationConfig(max_distance=gate)
     # every appearance drawn up front, so that the heap measured is the Associator's alone
     total = max(a.sizes) + a.decisions * len(a.sizes)
     pool = unit_rows(rng.normal(size=(total, a.dim)))
@@ -122,7 +123,7 @@ def main() -> None:
                 views = _views(assoc)
                 q = Query(Interval(ev.camera, ev.start_s, ev.end_s), unit_rows(g))
                 t0 = time.perf_counter()
-                want, _, _ = match_tracklets([q], views, assoc.next_gid, cfg.max_distance, 1.0, layout)
+                want, _, _ = match_tracklets([q], views, assoc.next_gid, gate, 1.0, layout)
                 dense_times.append(time.perf_counter() - t0)
             t0 = time.perf_counter()
             [d] = assoc.decide([ev])

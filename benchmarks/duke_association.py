@@ -107,7 +107,7 @@ def build_tracklets(names: list[str], split_gap_s: float) -> list[Track]:
     for i, n in enumerate(names):
         pid, cam, frame = parse_name(n)
         by[(pid, cam)].append(Crop(pid, cam, frame, i))
-    out = []
+    out: list[Track] = []
     for (pid, cam), crops in sorted(by.items()):
         crops.sort(key=lambda c: c.frame)
         part: list[Crop] = []

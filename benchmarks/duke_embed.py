@@ -42,6 +42,8 @@ def _bare_onnx(model: Path, threads: int):  # type: ignore[no-untyped-def]
     import cv2
     import onnxruntime as ort
 
+    from reid_edge.preprocess import read_bgr
+
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     sess = ort.InferenceSession(str(model), opts, providers=["CPUExecutionProvider"])
@@ -49,7 +51,7 @@ def _bare_onnx(model: Path, threads: int):  # type: ignore[no-untyped-def]
     h, w = int(inp.shape[2]), int(inp.shape[3])
 
     def embed(paths: list[Path]) -> np.ndarray:
-        batch = np.stack([cv2.resize(cv2.imread(str(p)), (w, h), interpolation=cv2.INTER_LINEAR).transpose(2, 0, 1)
+        batch = np.stack([cv2.resize(read_bgr(p), (w, h), interpolation=cv2.INTER_LINEAR).transpose(2, 0, 1)
                           for p in paths]).astype(np.float32)
         out = sess.run(None, {inp.name: batch})[0].reshape(len(paths), -1)
         return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
@@ -58,14 +60,13 @@ def _bare_onnx(model: Path, threads: int):  # type: ignore[no-untyped-def]
 
 
 def _card_backend(model: Path):  # type: ignore[no-untyped-def]
-    import cv2
-
     from reid_edge.backends import load_backend
+    from reid_edge.preprocess import read_bgr
 
     backend = load_backend(model, device="cpu")
 
     def embed(paths: list[Path]) -> np.ndarray:
-        emb = backend.embed([cv2.imread(str(p)) for p in paths], batch_size=len(paths))
+        emb = backend.embed([read_bgr(p) for p in paths], batch_size=len(paths))
         return np.asarray(emb.global_, dtype=np.float32)
 
     return embed

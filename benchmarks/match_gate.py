@@ -44,10 +44,9 @@ def choose_gate(pos: np.ndarray, neg: np.ndarray) -> dict[str, float]:
 def tracklet_appearances(model: str, root: Path, ids: int, per_group: int, seed: int = 0,
                          log: Any = print) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(appearances [T, D], pids [T], cams [T])`` of (identity, camera) groups of the training split."""
-    import cv2
-
     from reid_edge.datasets import read_market_layout
     from reid_edge.models import load_model
+    from reid_edge.preprocess import read_bgr
 
     train = read_market_layout(root).train
     if not train:
@@ -63,7 +62,7 @@ def tracklet_appearances(model: str, root: Path, ids: int, per_group: int, seed:
     apps, g_pids, g_cams = [], [], []
     for n, ((pid, cam), paths) in enumerate(sorted(groups.items())):
         paths = paths[:per_group]
-        emb = backend.embed([cv2.imread(p) for p in paths], batch_size=32).global_.astype(np.float64)
+        emb = backend.embed([read_bgr(p) for p in paths], batch_size=32).global_.astype(np.float64)
         mean = emb.mean(0)
         apps.append(mean / max(np.linalg.norm(mean), 1e-12))
         g_pids.append(pid)
@@ -92,7 +91,7 @@ def clip_tracklets(model: str, run_dir: Path, videos: dict[str, Path], per_track
     for cam, video in videos.items():
         rows = np.loadtxt(run_dir / f"{cam}.txt", delimiter=",", ndmin=2)
         wanted: dict[int, list[tuple[int, tuple[float, ...]]]] = defaultdict(list)
-        tracklets = []
+        tracklets: list[tuple[dict[str, Any], int]] = []
         for ev in events:
             if ev["camera"] != cam or ev["rows"] < min_rows:
                 continue

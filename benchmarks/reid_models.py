@@ -38,7 +38,7 @@ def _read_split(root: Path) -> tuple[str, list[Any], list[Any]]:
 
 
 def _embed(model: str, samples: list[Any], cache: Path | None, key: str, log: Any) -> np.ndarray:
-    import cv2
+    from reid_edge.preprocess import read_bgr
 
     if cache is not None and (cache / f"{key}.npy").is_file():
         return np.load(cache / f"{key}.npy")
@@ -46,7 +46,7 @@ def _embed(model: str, samples: list[Any], cache: Path | None, key: str, log: An
     if model == "hsv":
         from reid_edge.synth.baseline import hsv_histogram_features
 
-        feats = hsv_histogram_features([cv2.imread(s.path) for s in samples])
+        feats = hsv_histogram_features([read_bgr(s.path) for s in samples])
     else:
         from reid_edge.evaluation import extract_features
         from reid_edge.models import load_model

@@ -18,7 +18,7 @@ import numpy as np
 from reid_edge.card import INPUT_NAME, ModelCard
 from reid_edge.datasets import IMAGE_EXTS
 from reid_edge.errors import DataError
-from reid_edge.preprocess import preprocess_for_card
+from reid_edge.preprocess import preprocess_for_card, read_bgr
 
 MIN_CALIBRATION_IMAGES = 16
 DEFAULT_CALIBRATION_SIZE = 128
@@ -45,19 +45,19 @@ def select_images(paths: Sequence[str | Path], size: int, seed: int = 0,
     """
     if minimum < 1:
         raise DataError("the minimum calibration size must be at least 1")
-    paths = [Path(p) for p in paths]
-    if len(paths) < minimum:
-        raise DataError(f"{source} has {len(paths)} images; INT8 calibration needs at least {minimum} "
+    files = [Path(p) for p in paths]
+    if len(files) < minimum:
+        raise DataError(f"{source} has {len(files)} images; INT8 calibration needs at least {minimum} "
                         f"(about {DEFAULT_CALIBRATION_SIZE} recommended) held-aside training crops")
-    missing = [p for p in paths if not p.is_file()]
+    missing = [p for p in files if not p.is_file()]
     if missing:
         raise DataError(f"{len(missing)} calibration images of the {source} are missing, e.g. {missing[0]}")
     if size < minimum:
         raise DataError(f"--calib-size {size} is below the minimum of {minimum} calibration images")
-    if len(paths) > size:
-        idx = np.sort(np.random.default_rng(seed).choice(len(paths), size=size, replace=False))
-        paths = [paths[i] for i in idx]
-    return paths
+    if len(files) > size:
+        idx = np.sort(np.random.default_rng(seed).choice(len(files), size=size, replace=False))
+        files = [files[i] for i in idx]
+    return files
 
 
 def read_crops(paths: Iterable[Path]) -> list[np.ndarray]:
@@ -66,14 +66,10 @@ def read_crops(paths: Iterable[Path]) -> list[np.ndarray]:
     Raises:
         DataError: an image cannot be decoded.
     """
-    import cv2
 
     crops = []
     for p in paths:
-        img = cv2.imread(str(p), cv2.IMREAD_COLOR)
-        if img is None or img.size == 0:
-            raise DataError(f"cannot read calibration image {p} (not an image, or corrupt)")
-        crops.append(img)
+        crops.append(read_bgr(p, "calibration image"))
     return crops
 
 

@@ -58,14 +58,21 @@ class Encoding:
     activation_signed: bool
 
 
+def _encoding_of(role: str) -> str:
+    enc = ARTIFACTS[role].encoding
+    if enc is None:
+        raise AssertionError(f"artifact {role} is not a model (no encoding)")
+    return enc
+
+
 ENCODINGS: dict[str, Encoding] = {e.name: e for e in (
     Encoding(
-        ARTIFACTS[INT8_TRT_ONNX].encoding, ARTIFACTS[INT8_TRT_ONNX].filename,
+        _encoding_of(INT8_TRT_ONNX), ARTIFACTS[INT8_TRT_ONNX].filename,
         "Q/DQ INT8 for TensorRT explicit quantization: symmetric QInt8 activations (zero point 0), "
         "per-channel symmetric QInt8 weights (FP32 weights behind Q/DQ), FP32 biases",
         True),
     Encoding(
-        ARTIFACTS[INT8_CPU_ONNX].encoding, ARTIFACTS[INT8_CPU_ONNX].filename,
+        _encoding_of(INT8_CPU_ONNX), ARTIFACTS[INT8_CPU_ONNX].filename,
         "Q/DQ INT8 for ONNX Runtime on CPU: QUInt8 activations, per-channel symmetric QInt8 weights, "
         "int32 biases (fused to QLinearConv)",
         False),

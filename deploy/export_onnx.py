@@ -109,7 +109,7 @@ def export_onnx(
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             torch.onnx.export(
-                model, (example,), buf,
+                model, (example,), buf,  # type: ignore[arg-type]  # a file object works; the stubs say path only
                 input_names=[INPUT_NAME], output_names=[OUTPUT_GLOBAL, OUTPUT_STRIPES],
                 dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_GLOBAL: {0: "batch"}, OUTPUT_STRIPES: {0: "batch"}},
                 opset_version=opset, do_constant_folding=True, **kwargs,

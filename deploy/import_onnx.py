@@ -366,13 +366,13 @@ def import_onnx(src: str | Path, out: str | Path, spec: ImportSpec, overwrite: b
                         "(constant folding, Conv/MatMul bias fusion).")
     data = proto.SerializeToString()
     try:
-        got = _run(data, INPUT_NAME, OUTPUT_GLOBAL, probe)
+        emb = _run(data, INPUT_NAME, OUTPUT_GLOBAL, probe)
     except Exception as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise ExportError(f"the imported graph does not run with a batch of {len(probe)} ({first[:200]}); "
                           "is the batch size fixed inside the model (a Reshape to batch 1)?") from None
-    cosine = (got.astype(np.float64) * ref).sum(1)
-    if got.shape != ref.shape or float(cosine.min()) < IMPORT_MIN_COSINE:
+    cosine = (emb.astype(np.float64) * ref).sum(1)
+    if emb.shape != ref.shape or float(cosine.min()) < IMPORT_MIN_COSINE:
         raise ExportError(f"the imported graph disagrees with the original (cosine {float(cosine.min()):.6f} < "
                           f"{IMPORT_MIN_COSINE}); is the batch size fixed inside the model?")
     save_onnx(proto, out_p)

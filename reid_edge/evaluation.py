@@ -24,16 +24,21 @@ from .backends.base import Backend
 from .errors import DataError
 from .metrics import evaluate_rank, re_ranking
 from .names import EVAL_DATA_FORMATS
+from .preprocess import read_bgr
 
 EVAL_FORMATS = ("auto", *EVAL_DATA_FORMATS)
 
 
 class Crop(Protocol):
-    """What evaluation needs of a dataset record (:class:`reid_edge.datasets.Sample`)."""
+    """What evaluation needs of a dataset record (:class:`reid_edge.datasets.Sample`); read-only, so a
+    frozen dataclass fits."""
 
-    path: str
-    pid: int
-    camid: int
+    @property
+    def path(self) -> str: ...
+    @property
+    def pid(self) -> int: ...
+    @property
+    def camid(self) -> int: ...
 
 
 def read_test_split(root: str | Path, fmt: str = "auto",
@@ -103,17 +108,13 @@ def extract_features(backend: Backend, samples: Sequence[Crop], batch_size: int 
     Raises:
         DataError: an image cannot be read.
     """
-    import cv2
 
     g_parts: list[np.ndarray] = []
     s_parts: list[np.ndarray] = []
     for start in range(0, len(samples), batch_size):
         crops = []
         for s in samples[start:start + batch_size]:
-            img = cv2.imread(s.path, cv2.IMREAD_COLOR)
-            if img is None or img.size == 0:
-                raise DataError(f"cannot read image {s.path}")
-            crops.append(img)
+            crops.append(read_bgr(s.path))
         emb = backend.embed(crops, batch_size=batch_size)
         g_parts.append(emb.global_)
         s_parts.append(emb.stripes)

@@ -8,12 +8,25 @@ deployment. numpy + OpenCV only: the edge runtime has no torch.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import cv2
 import numpy as np
 
 from .card import IMAGENET_MEAN, IMAGENET_STD, ModelCard
+from .errors import DataError
 
+
+def read_bgr(path: str | Path, what: str = "image") -> np.ndarray:
+    """Read an image file as BGR uint8.
+
+    Raises:
+        DataError: the file is missing, not an image, or corrupt (``what`` names it in the message).
+    """
+    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if img is None or img.size == 0:
+        raise DataError(f"cannot read {what} {path} (missing, not an image, or corrupt)")
+    return img
 
 def preprocess_crops(
     crops: Sequence[np.ndarray],

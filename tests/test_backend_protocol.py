@@ -7,8 +7,8 @@ import pytest
 
 from reid_edge.backends import Backend, detect_format
 from reid_edge.card import ModelCard
-from reid_edge.errors import BackendError, CheckpointError
-from reid_edge.preprocess import preprocess_crops
+from reid_edge.errors import BackendError, CheckpointError, DataError
+from reid_edge.preprocess import preprocess_crops, read_bgr
 
 
 class _MeanBackend(Backend):
@@ -67,6 +67,19 @@ def test_preprocess_crops_matches_hand_computation() -> None:
     np.testing.assert_allclose(x[0, 0], (0 - 0.485) / 0.229, rtol=1e-5)
     with pytest.raises(ValueError, match="uint8"):
         preprocess_crops([np.zeros((4, 4), np.uint8)])
+
+
+def test_read_bgr_reads_images_and_names_what_it_cannot_read(tmp_path) -> None:
+    import cv2
+
+    img = np.arange(4 * 3 * 3, dtype=np.uint8).reshape(4, 3, 3)
+    cv2.imwrite(str(tmp_path / "a.png"), img)
+    np.testing.assert_array_equal(read_bgr(tmp_path / "a.png"), img)
+    (tmp_path / "b.jpg").write_bytes(b"not a jpeg")
+    with pytest.raises(DataError, match=r"cannot read gallery crop .*b\.jpg \(missing, not an image, or corrupt\)"):
+        read_bgr(tmp_path / "b.jpg", "gallery crop")
+    with pytest.raises(DataError, match="cannot read image .*absent.png"):
+        read_bgr(str(tmp_path / "absent.png"))
 
 
 def test_detect_format_reads_content_not_names(tmp_path) -> None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import dataclasses
 import random
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -34,7 +34,7 @@ def capture_rng_state(generator: Any | None = None) -> dict[str, Any]:
     """Torch, CUDA, numpy and python RNG states (plus ``generator``'s) as tensors and lists."""
     import torch
 
-    np_state = np.random.get_state()
+    np_state = cast(tuple[Any, ...], np.random.get_state(legacy=True))
     py_version, py_state, py_gauss = random.getstate()
     state: dict[str, Any] = {
         "torch": torch.get_rng_state(),

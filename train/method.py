@@ -321,7 +321,7 @@ class _GatheredContrastive(torch.autograd.Function):
         coef = torch.zeros(width, dtype=dtype, device=feats.device)
         coef[:num_pos] = coefficients.to(dtype)
         coef_sum = coef.sum()
-        need_grad = ctx.needs_input_grad[0]
+        need_grad = ctx.needs_input_grad[0]  # type: ignore[attr-defined]
         logits = torch.empty(num_emb, batch, width, dtype=dtype, device=feats.device)
         grad = torch.empty(num_emb, batch, dim, dtype=dtype, device=feats.device) if need_grad else None
         chunk = max(1, min(batch, GATHER_CHUNK_FLOATS // max(1, width * dim)))
@@ -342,7 +342,7 @@ class _GatheredContrastive(torch.autograd.Function):
         losses = -(logp[..., :num_pos] * coef[:num_pos]).sum(-1).mean(-1)
         if grad is not None:
             grad.div_(batch * temperature)
-        ctx.save_for_backward(grad)
+        ctx.save_for_backward(grad)  # type: ignore[arg-type]  # None (no input gradient wanted) is allowed
         ctx.mark_non_differentiable(logits)
         return losses, logits
 

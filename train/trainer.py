@@ -167,7 +167,7 @@ def init_banks(model: torch.nn.Module, method: Any, samples: list[Sample], cfg: 
     if idx_parts:
         idx_t, g_t, s_t = torch.cat(idx_parts), torch.cat(g_parts), torch.cat(s_parts)
     else:  # more ranks than crops
-        c = model.config
+        c: Any = model.config
         idx_t = torch.zeros(0, dtype=torch.long, device=device)
         g_t = torch.zeros(0, c.embed_dim, device=device)
         s_t = torch.zeros(0, c.num_stripes, c.stripe_dim, device=device)
@@ -220,8 +220,8 @@ class Trainer:
         elif cfg.pretrained is None:
             self.log("random initialization (no pretrained weights; pass --pretrained imagenet or a file)")
         elif not resume:
-            report = getattr(self.model, "pretrained_report", None)
-            self.log(f"pretrained backbone: {report.summary() if hasattr(report, 'summary') else cfg.pretrained}")
+            summary = getattr(getattr(self.model, "pretrained_report", None), "summary", None)
+            self.log(f"pretrained backbone: {summary() if summary is not None else cfg.pretrained}")
         self.card = model_card_for(self.model, cfg.height, cfg.width, cfg.method.lambda_g,
                                    lambda_c=cfg.method.lambda_c)
 
@@ -233,7 +233,7 @@ class Trainer:
         self.method.to(self.device)
         self.use_channels_last = cfg.channels_last and self.device.type == "cuda"
         if self.use_channels_last:
-            self.model.to(memory_format=torch.channels_last)
+            self.model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # not in the stubs
         self.amp = cfg.amp and self.device.type == "cuda"
         self.amp_dtype = torch.bfloat16 if self.amp and torch.cuda.is_bf16_supported() else torch.float16
         self.scaler = (torch.amp.GradScaler("cuda") if self.amp and self.amp_dtype == torch.float16 else None)

@@ -40,7 +40,7 @@ def harvest_command(
       reid-edge train --data crops/ --format unlabeled --tracklet-positives --out runs/site
     """
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
     from rich.table import Table
 
     from ..errors import ConfigError
@@ -54,7 +54,7 @@ def harvest_command(
     console = Console(stderr=True)
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console, transient=False) as bar:
-        tasks: dict[str, int] = {}
+        tasks: dict[str, TaskID] = {}
 
         def progress(camera: str, done: int, total: int | None) -> None:
             if camera not in tasks:

@@ -20,6 +20,7 @@ Durability and recovery (at-least-once in, idempotent out):
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 import uuid
@@ -226,7 +227,7 @@ class Central:
         self._retry(self.t.ensure_group, "start")
         after = "-"
         while True:
-            chunk = self._retry(lambda a=after: self.t.read_log(a, 5000), "recovery")
+            chunk = self._retry(functools.partial(self.t.read_log, after, 5000), "recovery")
             if not chunk:
                 break
             for e in chunk:
@@ -235,7 +236,7 @@ class Central:
         record: dict[str, bytes] = self._retry(self.t.decided, "recovery")
         after = "-"
         while True:
-            items = self._retry(lambda a=after: self.t.read_batches(a, 5000), "recovery")
+            items = self._retry(functools.partial(self.t.read_batches, after, 5000), "recovery")
             if not items:
                 break
             for _bid, data in items:

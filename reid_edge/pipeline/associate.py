@@ -686,8 +686,8 @@ class Associator:
                     sub = np.full((len(qi), len(cols)), np.inf)
                     pos = {c: j for j, c in enumerate(cols)}
                     for r, row in cand.items():
-                        for c, v in row.items():
-                            sub[r, pos[c]] = v
+                        for col, v in row.items():
+                            sub[r, pos[col]] = v
                     m, _, _ = assign(sub, self.max_distance)
                     matches = [(qi[r], cols[c], float(sub[r, c])) for r, c in m]
             if matches:

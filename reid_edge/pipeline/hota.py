@@ -62,9 +62,9 @@ def hota(gt: Tracks, pred: Tracks) -> dict[str, float]:
         if len(g) and len(p):
             denom = sim.sum(0)[None, :] + sim.sum(1)[:, None] - sim
             soft = np.where(denom > _EPS, sim / np.maximum(denom, _EPS), 0.0)
-            np.add.at(potential, (g[:, None], p[None, :]), soft)
-        np.add.at(gt_count, (g, 0), 1)
-        np.add.at(pr_count, (0, p), 1)
+            np.add.at(potential, (g[:, None], p[None, :]), soft)  # type: ignore[arg-type]  # numpy stubs: no tuple index
+        np.add.at(gt_count[:, 0], g, 1)
+        np.add.at(pr_count[0], p, 1)
     n_gt, n_pr = float(gt_count.sum()), float(pr_count.sum())
     names = ("HOTA", "DetA", "AssA", "LocA", "DetRe", "DetPr", "AssRe", "AssPr")
     if n_gt == 0 or n_pr == 0:

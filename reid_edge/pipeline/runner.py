@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -276,7 +276,8 @@ class Pipeline:
         momentum = self.config.tracker.appearance_momentum
         for chosen_key in chosen:
             frame, tl, box, q = info[chosen_key]
-            done = self._frame_embeddings.get((chosen_key[0], tuple(float(v) for v in box[:4])))
+            ci = cast(tuple[int, int], chosen_key)[0]
+            done = self._frame_embeddings.get((ci, tuple(float(v) for v in box[:4])))
             if done is not None:  # the tracker embedded this box already (and folded it into its track)
                 self._record(tl, done[0], done[1], q, frame.index)
                 continue

@@ -14,6 +14,7 @@ import numpy as np
 
 from ..distance import euclidean
 from ..errors import DataError
+from ..preprocess import read_bgr
 
 MARKET_NAME = re.compile(r"^(-1|\d{4})_c(\d+)s(\d+)_(\d{6})_(\d{2})\.jpg$")
 
@@ -57,10 +58,7 @@ def read_market_folder(folder: str | Path) -> tuple[list[np.ndarray], np.ndarray
         m = MARKET_NAME.match(f.name)
         if not m:
             continue
-        img = cv2.imread(str(f), cv2.IMREAD_COLOR)
-        if img is None:
-            raise DataError(f"cannot read image {f}")
-        images.append(img)
+        images.append(read_bgr(f))
         pids.append(int(m.group(1)))
         cams.append(int(m.group(2)))
     return images, np.asarray(pids, np.int64), np.asarray(cams, np.int64)

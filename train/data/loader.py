@@ -12,8 +12,10 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from reid_edge.preprocess import read_bgr
+
 from .datasets import Sample
-from .transforms import AugmentConfig, augment, preprocess, read_bgr, sample_rng
+from .transforms import AugmentConfig, augment, preprocess, sample_rng
 
 
 class TrainDataset(Dataset):

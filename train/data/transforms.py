@@ -24,21 +24,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from reid_edge.card import IMAGENET_MEAN, IMAGENET_STD
-from reid_edge.errors import DataError
-
-
-def read_bgr(path: str) -> np.ndarray:
-    """Read an image as BGR uint8.
-
-    Raises:
-        DataError: the file is missing or not a readable image.
-    """
-    import cv2
-
-    img = cv2.imread(path, cv2.IMREAD_COLOR)
-    if img is None or img.size == 0:
-        raise DataError(f"cannot read image {path}")
-    return img
 
 
 def preprocess(images_bgr: Sequence[np.ndarray], height: int, width: int,

@@ -250,7 +250,8 @@ def _cut_points(model: object) -> _CutPoints:
     for node in graph.node:  # the head's depthwise conv whose kernel covers the whole map
         spatial = shapes.get(node.input[0], [0, 0, 0, 0])[2:]
         # (not the 1x1 convs of the channel gates, whose input maps are 1x1 too)
-        if node.op_type == "Conv" and spatial == list(_attrs(node)["kernel_shape"]) and spatial != [1, 1]:
+        kernel = _attrs(node).get("kernel_shape")
+        if node.op_type == "Conv" and isinstance(kernel, list) and spatial == kernel and spatial != [1, 1]:
             feature = node.input[0]
             break
     l2 = [n for n in graph.node if n.op_type == "ReduceL2"]
