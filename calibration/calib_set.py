@@ -66,11 +66,7 @@ def read_crops(paths: Iterable[Path]) -> list[np.ndarray]:
     Raises:
         DataError: an image cannot be decoded.
     """
-
-    crops = []
-    for p in paths:
-        crops.append(read_bgr(p, "calibration image"))
-    return crops
+    return [read_bgr(p, "calibration image") for p in paths]
 
 
 def load_calibration_array(paths: Sequence[Path], card: ModelCard, chunk: int = 64,

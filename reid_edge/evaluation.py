@@ -108,13 +108,10 @@ def extract_features(backend: Backend, samples: Sequence[Crop], batch_size: int 
     Raises:
         DataError: an image cannot be read.
     """
-
     g_parts: list[np.ndarray] = []
     s_parts: list[np.ndarray] = []
     for start in range(0, len(samples), batch_size):
-        crops = []
-        for s in samples[start:start + batch_size]:
-            crops.append(read_bgr(s.path))
+        crops = [read_bgr(s.path) for s in samples[start:start + batch_size]]
         emb = backend.embed(crops, batch_size=batch_size)
         g_parts.append(emb.global_)
         s_parts.append(emb.stripes)
