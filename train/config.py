@@ -65,7 +65,7 @@ class MethodConfig:
             default: the method. An extension against what a camera adds to everyone it sees
             (README, per-camera centring); only the selection changes, not the loss or the banks.
             Measured: +0.4 to +2.0 mAP over three seeds of the reduced Market-1501 ablation from
-            ImageNet, +5.1 at epoch 8 of a full-budget run (unfinished; about 20% more time per
+            ImageNet, +8.8 at epoch 12 of a full-budget run (unfinished; about 20% more time per
             epoch); it collapsed the imported intel-0288 on DukeMTMC-reID in one epoch.
     """
 
