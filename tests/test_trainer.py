@@ -13,7 +13,7 @@ import torch
 from reid_edge.config import load_yaml
 from reid_edge.errors import CheckpointError, ConfigError, DataError
 from reid_edge.train.checkpoint import load_checkpoint
-from reid_edge.train.config import DEFAULT_RUN_DIR, TrainConfig, default_calib_holdout
+from reid_edge.train.config import DEFAULT_RUN_DIR, TrainConfig, default_calib_holdout, lr_at
 from reid_edge.train.method import MethodConfig
 from reid_edge.train.trainer import train
 
@@ -100,6 +100,25 @@ def test_resume_is_exact(tmp_path: Path) -> None:
     (data / "cam1" / "000.jpg").unlink()
     with pytest.raises(CheckpointError, match="fingerprint"):
         train(_cfg(data, tmp_path / "split", epochs=3), resume=True, show_progress=False, log=lambda m: None)
+
+
+def test_lr_steps_follow_the_schedule_across_a_resume(tmp_path: Path) -> None:
+    cfg = TrainConfig(lr=1e-3, lr_steps=(2, 4), lr_gamma=0.5)
+    assert [lr_at(cfg, e) for e in range(6)] == [1e-3, 1e-3, 5e-4, 5e-4, 2.5e-4, 2.5e-4]
+    assert lr_at(TrainConfig(), 49) == 1e-3  # the paper's constant rate by default
+    with pytest.raises(ConfigError, match="lr_gamma"):
+        TrainConfig(lr_gamma=0.0)
+    with pytest.raises(ConfigError, match="lr_steps"):
+        load_yaml(TrainConfig, None, {"lr_steps": [0]})
+    data = _crops(tmp_path / "d")
+    quiet = dict(show_progress=False, log=lambda m: None)
+    train(_cfg(data, tmp_path / "full", epochs=3, lr_steps=(2,)), **quiet)  # type: ignore[arg-type]
+    # a run without the step, then resumed with it: the schedule applies from the step on, as in one run
+    train(_cfg(data, tmp_path / "split", epochs=2), **quiet)  # type: ignore[arg-type]
+    train(_cfg(data, tmp_path / "split", epochs=3, lr_steps=(2,)), resume=True, **quiet)  # type: ignore[arg-type]
+    _assert_same(_state(tmp_path / "full" / "last.pt"), _state(tmp_path / "split" / "last.pt"))
+    lrs = [float(r.split(",")[8]) for r in (tmp_path / "split" / "log.csv").read_text().splitlines()[1:]]
+    assert lrs == [1e-3, 1e-3, 1e-4]
 
 
 def _free_port() -> int:

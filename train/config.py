@@ -4,7 +4,8 @@ Defaults follow the authors' ``configs/test.yml`` (Pang et al., code pangbo1997/
 SGD with lr 1e-3, momentum 0.9, weight decay 5e-4, **8 images per batch** (``IMS_PER_BATCH: 8``;
 a larger batch trains faster on a GPU but is not the paper's setting), 50 epochs, 256x128
 input, 8 stripes, a 2048-d embedding, last stride 1, and a constant learning rate (their
-``STEPS: [200]`` never triggers within 50 epochs). The method's own hyper-parameters live in
+``STEPS: [200]`` never triggers within 50 epochs; ``lr_steps``/``lr_gamma`` are that schedule,
+empty by default). The method's own hyper-parameters live in
 :class:`MethodConfig` under the ``method:`` key.
 
 Example YAML::
@@ -128,6 +129,9 @@ class TrainConfig:
         cuhk03_variant: ``detected`` or ``labeled`` boxes for CUHK03-NP.
         out: run folder (``last.pt``, ``best.pt``, ``log.csv``, ``curves.png``).
         pretrained: None (random initialization), ``imagenet`` or a path to backbone weights.
+        pretrained_whole: with a reid-edge checkpoint as ``pretrained``, start from its whole model
+            (heads too) instead of its backbone with new heads: a model trained on another set
+            (Market-1501) continued on a new site. False keeps the backbone-only start.
         amp: mixed precision on CUDA (bf16 where supported, else fp16 with a GradScaler);
             always off on CPU.
         channels_last: NHWC memory format on CUDA.
@@ -137,6 +141,10 @@ class TrainConfig:
             None means ``min(256, max(32, 2% of N))``; 0 disables.
         tracklet_positives: treat crops of one tracklet (from a harvest manifest) as positives.
         eval_distance: ``combined`` (the paper's test distance) or ``global`` (deployed model).
+        lr_steps: epochs after which the learning rate is multiplied by ``lr_gamma`` (the
+            authors' ``SOLVER.STEPS``); empty, the default, keeps it constant as their 50-epoch
+            run does. A step at the end of a short budget is measured in the README (Market-1501).
+        lr_gamma: the factor applied at each of ``lr_steps`` (the authors' ``SOLVER.GAMMA``).
     """
 
     data: str | None = None
@@ -145,9 +153,12 @@ class TrainConfig:
     out: str = str(DEFAULT_RUN_DIR)
     backbone: Backbone = "resnet50"
     pretrained: str | None = None
+    pretrained_whole: bool = False
     epochs: int = 50
     batch_size: int = 8
     lr: float = 1e-3
+    lr_steps: tuple[int, ...] = ()
+    lr_gamma: float = 0.1
     momentum: float = 0.9
     weight_decay: float = 5e-4
     height: int = 256
@@ -173,6 +184,8 @@ class TrainConfig:
             (self.epochs >= 1, "epochs must be >= 1"),
             (self.batch_size >= 2, "batch_size must be >= 2 (batch normalization needs two images)"),
             (self.lr > 0, "lr must be > 0"),
+            (all(s >= 1 for s in self.lr_steps), "lr_steps must be epochs >= 1"),
+            (0 < self.lr_gamma <= 1, "lr_gamma must be in (0, 1]"),
             (self.height >= 16 and self.width >= 8, "height/width too small (need at least 16x8)"),
             (self.num_stripes >= 1, "num_stripes must be >= 1"),
             (self.embed_dim >= 1, "embed_dim must be >= 1"),
@@ -189,6 +202,11 @@ class TrainConfig:
         for ok, message in checks:
             if not ok:
                 raise ConfigError(f"invalid training configuration: {message}")
+
+
+def lr_at(cfg: TrainConfig, epoch: int) -> float:
+    """The learning rate of 0-based ``epoch``: ``lr`` times ``lr_gamma`` per step already passed."""
+    return cfg.lr * cfg.lr_gamma ** sum(1 for step in cfg.lr_steps if epoch >= step)
 
 
 def default_calib_holdout(num_train: int) -> int:

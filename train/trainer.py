@@ -45,7 +45,7 @@ from reid_edge.io import atomic_open
 from reid_edge.names import IMPORTED_BACKBONES
 
 from .checkpoint import capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
-from .config import TrainConfig, default_calib_holdout
+from .config import TrainConfig, default_calib_holdout, lr_at
 from .data.datasets import (
     Sample,
     check_readable,
@@ -213,12 +213,14 @@ class Trainer:
                     if self.data.query else "; no query/gallery split: no evaluation"))
 
         self.model = build_model(cfg.backbone, cfg.num_stripes, cfg.embed_dim, cfg.last_stride,
-                                 pretrained=None if resume else cfg.pretrained)
+                                 pretrained=None if resume else cfg.pretrained, whole=cfg.pretrained_whole)
         if cfg.backbone in IMPORTED_BACKBONES:
             if not resume:
                 self.log(f"starting from the packaged {cfg.backbone} (its weights and head; new stripe heads)")
         elif cfg.pretrained is None:
             self.log("random initialization (no pretrained weights; pass --pretrained imagenet or a file)")
+        elif not resume and cfg.pretrained_whole:
+            self.log(f"starting from the whole model of {cfg.pretrained} (its backbone and heads)")
         elif not resume:
             summary = getattr(getattr(self.model, "pretrained_report", None), "summary", None)
             self.log(f"pretrained backbone: {summary() if summary is not None else cfg.pretrained}")
@@ -320,6 +322,8 @@ class Trainer:
         """One pass over the training crops; returns the epoch's mean statistics."""
         cfg = self.cfg
         warmup = cfg.method.in_warmup(epoch)
+        for group in self.optimizer.param_groups:  # set each epoch: a resumed run follows the schedule too
+            group["lr"] = lr_at(cfg, epoch)
         self.net.train()
         stats_acc: dict[str, list[float]] = {"loss": []}
         seen = 0
