@@ -307,6 +307,12 @@ def test_reid_edge_checkpoint_gives_its_backbone_and_continues_an_imported_model
     assert all(torch.equal(a, b) for a, b in zip(start.backbone.state_dict().values(),
                                                   earlier.backbone.state_dict().values()))
     assert not torch.equal(start.global_head.linear.weight, earlier.global_head.linear.weight)
+    # ... unless the whole model is asked for: heads included, and only from a checkpoint of this configuration
+    whole = build_model("resnet18", num_stripes=4, embed_dim=64, pretrained=str(tmp_path / "r18.pt"), whole=True)
+    assert all(torch.equal(a, b) for a, b in zip(whole.state_dict().values(), earlier.state_dict().values()))
+    assert whole.pretrained_report.layout == "reid-edge checkpoint, whole model"  # type: ignore[union-attr]
+    with pytest.raises(CheckpointError, match="not a reid-edge checkpoint of this model"):
+        build_model("resnet18", num_stripes=4, embed_dim=32, pretrained=str(tmp_path / "r18.pt"), whole=True)
     # an imported backbone continues from its own earlier adapted checkpoint, heads included
     adapted = build_model("intel-0288", num_stripes=8, embed_dim=256)
     again = build_model("intel-0288", num_stripes=8, embed_dim=256, pretrained=str(saved(adapted, "i288.pt")))

@@ -41,6 +41,8 @@ def register(app: typer.Typer) -> None:
         backbone: str = typer.Option(None, "--backbone", help="|".join(BACKBONES) + f" [default: {_D.backbone}]."),
         pretrained: str = typer.Option(None, "--pretrained", help="'imagenet' or a weights file (a reid-edge "
                                        "checkpoint: its backbone; for intel-* the whole model) [default: none]."),
+        whole_model: bool = typer.Option(None, "--whole-model", help="With a reid-edge checkpoint as --pretrained, "
+                                         "start from its whole model (heads too), not new heads."),
         epochs: int = typer.Option(None, "--epochs", help=f"Epochs [default: {_D.epochs}]."),
         batch_size: int = typer.Option(None, "--batch-size", help=f"Images per batch [default: {_D.batch_size}, "
                                        "the paper's]."),
@@ -75,6 +77,8 @@ def register(app: typer.Typer) -> None:
 
             reid-edge train --data DukeMTMC-reID --backbone intel-0288 --embed-dim 256 --out runs/duke
 
+            reid-edge train --data DukeMTMC-reID --pretrained runs/market/last.pt --whole-model --out runs/duke
+
             torchrun --nproc_per_node 2 -m reid_edge.cli train --data crops/ --batch-size 32
         """
         from reid_edge.errors import ConfigError
@@ -86,6 +90,7 @@ def register(app: typer.Typer) -> None:
             "format": check_choice(fmt, ("auto", *DATA_FORMATS), "--format"),
             "backbone": check_choice(backbone, BACKBONES, "--backbone"),
             "pretrained": pretrained,
+            "pretrained_whole": whole_model,
             "epochs": epochs,
             "batch_size": batch_size,
             "height": height,

@@ -57,6 +57,7 @@ def build_model(
     embed_dim: int = 2048,
     last_stride: int = 1,
     pretrained: str | None = None,
+    whole: bool = False,
 ) -> ReIDModel:
     """Build a :class:`ReIDModel`.
 
@@ -75,6 +76,9 @@ def build_model(
             heads reached 0.745). An imported backbone (``intel-0288``) takes only a reid-edge
             checkpoint of the same configuration, as a whole model: a site continues from its
             own earlier adapted model.
+        whole: with a reid-edge checkpoint of the same configuration as ``pretrained``, start
+            from its whole model (heads included) for our own backbones too: continuing a model
+            that already embeds people (a Market-1501-trained one adapted to a new site).
 
     Returns:
         The model, in train mode. Rebuild one from ``model.config`` with
@@ -88,14 +92,23 @@ def build_model(
         backbone=backbone, num_stripes=num_stripes, embed_dim=embed_dim, last_stride=last_stride
     )
     if backbone in IMPORTED_BACKBONES:
-        whole = _whole_model_start(pretrained, config) if pretrained is not None else None
-        if whole is not None:
-            return whole
+        adapted = _whole_model_start(pretrained, config) if pretrained is not None else None
+        if adapted is not None:
+            return adapted
         if pretrained is not None:
             raise ConfigError(f"{backbone} starts from its own packaged weights; drop --pretrained {pretrained}")
         from .imported import build_imported_model
 
         return build_imported_model(backbone, config)
+    if whole and pretrained is not None:
+        start = _whole_model_start(pretrained, config)
+        if start is None:
+            from reid_edge.errors import CheckpointError
+
+            raise CheckpointError(f"--pretrained {pretrained} is not a reid-edge checkpoint of this model "
+                                  f"({backbone}, {num_stripes} stripes, embedding {embed_dim}, last stride "
+                                  f"{last_stride}): a whole-model start needs one")
+        return start
     model = ReIDModel(build_backbone(backbone, last_stride), config)
     if pretrained is not None:
         from .pretrained import load_backbone_weights
@@ -105,8 +118,7 @@ def build_model(
 
 
 def _whole_model_start(path: str, config: ModelConfig) -> ReIDModel | None:
-    """The model of a reid-edge checkpoint at ``path`` when its configuration is ``config`` (called for an
-    imported backbone); else None."""
+    """The whole model of a reid-edge checkpoint at ``path`` when its configuration is ``config``; else None."""
     import dataclasses
     from pathlib import Path
 
@@ -126,10 +138,14 @@ def _whole_model_start(path: str, config: ModelConfig) -> ReIDModel | None:
         return None
     if dict(ckpt.get("model_config") or {}) != dataclasses.asdict(config):
         return None
-    from .imported import build_imported_model  # called for imported backbones only
     from .pretrained import PretrainedReport
 
-    model = build_imported_model(config.backbone, config)
+    if config.backbone in IMPORTED_BACKBONES:
+        from .imported import build_imported_model
+
+        model = build_imported_model(config.backbone, config)
+    else:
+        model = ReIDModel(build_backbone(config.backbone, config.last_stride), config)
     try:
         model.load_state_dict(ckpt["model"])
     except (RuntimeError, KeyError) as exc:
