@@ -201,6 +201,14 @@ def test_train_cli(tmp_path: Path, market_mini: Path, capsys: pytest.CaptureFixt
     assert load_checkpoint(out / "last.pt")["epoch"] == 2
     assert main(["train", "--data", str(market_mini), "--out", str(tmp_path / "r2"), "--backbone", "vgg"]) == 2
     assert "--backbone" in capsys.readouterr().err
+    # that run's whole model carried to another run (a new site); a checkpoint of another model is exit 2
+    whole = ["train", "--data", str(market_mini), "--config", str(cfg), "--backbone", "resnet18", "--epochs", "1",
+             "--height", "32", "--width", "16", "--eval-every", "0", "--workers", "0",
+             "--pretrained", str(out / "last.pt"), "--whole-model"]
+    assert main([*whole, "--out", str(tmp_path / "r3")]) == 0
+    assert "starting from the whole model" in capsys.readouterr().err
+    assert main([*whole, "--out", str(tmp_path / "r4"), "--embed-dim", "32"]) == 2
+    assert "not a reid-edge checkpoint of this model" in capsys.readouterr().err
 
 
 @pytest.mark.slow
