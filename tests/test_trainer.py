@@ -110,6 +110,8 @@ def test_lr_steps_follow_the_schedule_across_a_resume(tmp_path: Path) -> None:
         TrainConfig(lr_gamma=0.0)
     with pytest.raises(ConfigError, match="lr_steps"):
         load_yaml(TrainConfig, None, {"lr_steps": [0]})
+    with pytest.raises(ConfigError, match="--whole-model"):
+        TrainConfig(pretrained="imagenet", pretrained_whole=True)
     data = _crops(tmp_path / "d")
     quiet = dict(show_progress=False, log=lambda m: None)
     train(_cfg(data, tmp_path / "full", epochs=3, lr_steps=(2,)), **quiet)  # type: ignore[arg-type]

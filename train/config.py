@@ -186,6 +186,8 @@ class TrainConfig:
             (self.lr > 0, "lr must be > 0"),
             (all(s >= 1 for s in self.lr_steps), "lr_steps must be epochs >= 1"),
             (0 < self.lr_gamma <= 1, "lr_gamma must be in (0, 1]"),
+            (not self.pretrained_whole or (self.pretrained or "imagenet").lower() != "imagenet",
+             "pretrained_whole (--whole-model) needs --pretrained set to a reid-edge checkpoint"),
             (self.height >= 16 and self.width >= 8, "height/width too small (need at least 16x8)"),
             (self.num_stripes >= 1, "num_stripes must be >= 1"),
             (self.embed_dim >= 1, "embed_dim must be >= 1"),
