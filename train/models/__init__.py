@@ -107,7 +107,7 @@ def build_model(
 
             raise CheckpointError(f"--pretrained {pretrained} is not a reid-edge checkpoint of this model "
                                   f"({backbone}, {num_stripes} stripes, embedding {embed_dim}, last stride "
-                                  f"{last_stride}): a whole-model start needs one")
+                                  f"{last_stride}): a whole-model start needs one{_holds(pretrained)}")
         return start
     model = ReIDModel(build_backbone(backbone, last_stride), config)
     if pretrained is not None:
@@ -115,6 +115,20 @@ def build_model(
 
         model.pretrained_report = load_backbone_weights(model.backbone, backbone, pretrained)
     return model
+
+
+def _holds(path: str) -> str:
+    """``"; it holds <model>"`` for a reid-edge checkpoint at ``path``, so the user can match the flags; else ``""``."""
+    import torch
+
+    try:
+        cfg = torch.load(path, map_location="cpu", weights_only=True).get("model_config")
+    except Exception:  # not a readable torch dict: the message without it says enough
+        return ""
+    if not isinstance(cfg, dict):
+        return ""
+    return (f"; it holds {cfg.get('backbone')}, {cfg.get('num_stripes')} stripes, embedding {cfg.get('embed_dim')}, "
+            f"last stride {cfg.get('last_stride')}")
 
 
 def _whole_model_start(path: str, config: ModelConfig) -> ReIDModel | None:
