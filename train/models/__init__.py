@@ -6,7 +6,9 @@ its last feature map ``[B, out_channels, h, w]``. Heads live in :mod:`.heads`.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
+from typing import Any
 
 from torch import nn
 
@@ -91,8 +93,10 @@ def build_model(
     config = ModelConfig(
         backbone=backbone, num_stripes=num_stripes, embed_dim=embed_dim, last_stride=last_stride
     )
+    ckpt = _read_checkpoint(pretrained) if pretrained is not None and (whole or backbone in IMPORTED_BACKBONES) \
+        else None
     if backbone in IMPORTED_BACKBONES:
-        adapted = _whole_model_start(pretrained, config) if pretrained is not None else None
+        adapted = _whole_model_start(ckpt, config, str(pretrained)) if ckpt is not None else None
         if adapted is not None:
             return adapted
         if pretrained is not None:
@@ -101,13 +105,13 @@ def build_model(
 
         return build_imported_model(backbone, config)
     if whole and pretrained is not None:
-        start = _whole_model_start(pretrained, config)
+        start = _whole_model_start(ckpt, config, pretrained) if ckpt is not None else None
         if start is None:
             from reid_edge.errors import CheckpointError
 
+            holds = f"; it holds {_describe(ckpt['model_config'])}" if ckpt and ckpt.get("model_config") else ""
             raise CheckpointError(f"--pretrained {pretrained} is not a reid-edge checkpoint of this model "
-                                  f"({backbone}, {num_stripes} stripes, embedding {embed_dim}, last stride "
-                                  f"{last_stride}): a whole-model start needs one{_holds(pretrained)}")
+                                  f"({_describe(dataclasses.asdict(config))}): a whole-model start needs one{holds}")
         return start
     model = ReIDModel(build_backbone(backbone, last_stride), config)
     if pretrained is not None:
@@ -117,26 +121,16 @@ def build_model(
     return model
 
 
-def _holds(path: str) -> str:
-    """``"; it holds <model>"`` for a reid-edge checkpoint at ``path``, so the user can match the flags; else ``""``."""
-    import torch
-
-    try:
-        cfg = torch.load(path, map_location="cpu", weights_only=True).get("model_config")
-    except Exception:  # not a readable torch dict: the message without it says enough
-        return ""
-    if not isinstance(cfg, dict):
-        return ""
-    return (f"; it holds {cfg.get('backbone')}, {cfg.get('num_stripes')} stripes, embedding {cfg.get('embed_dim')}, "
-            f"last stride {cfg.get('last_stride')}")
+def _describe(model_config: dict[str, Any]) -> str:
+    c = model_config
+    return f"{c.get('backbone')}, {c.get('num_stripes')} stripes, embedding {c.get('embed_dim')}, " \
+        f"last stride {c.get('last_stride')}"
 
 
-def _whole_model_start(path: str, config: ModelConfig) -> ReIDModel | None:
-    """The whole model of a reid-edge checkpoint at ``path`` when its configuration is ``config``; else None."""
-    import dataclasses
+def _read_checkpoint(path: str) -> dict[str, Any] | None:
+    """The reid-edge checkpoint at ``path`` (read once), or None for ``imagenet``, a missing file or other weights."""
     from pathlib import Path
 
-    from reid_edge.errors import CheckpointError
     from reid_edge.train.checkpoint import FORMAT
 
     file = Path(path).expanduser()
@@ -148,8 +142,16 @@ def _whole_model_start(path: str, config: ModelConfig) -> ReIDModel | None:
         ckpt = torch.load(file, map_location="cpu", weights_only=True)
     except Exception:  # not a torch file, or not weights-only loadable: the backbone loader says why
         return None
-    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
-        return None
+    return ckpt if isinstance(ckpt, dict) and ckpt.get("format") == FORMAT else None
+
+
+def _whole_model_start(ckpt: dict[str, Any], config: ModelConfig, file: str) -> ReIDModel | None:
+    """The whole model of the reid-edge checkpoint ``ckpt`` (read from ``file``) when its configuration is
+    ``config``; else None."""
+    from pathlib import Path
+
+    from reid_edge.errors import CheckpointError
+
     if dict(ckpt.get("model_config") or {}) != dataclasses.asdict(config):
         return None
     from .pretrained import PretrainedReport
@@ -165,6 +167,7 @@ def _whole_model_start(path: str, config: ModelConfig) -> ReIDModel | None:
     except (RuntimeError, KeyError) as exc:
         raise CheckpointError(f"{file}: its model does not load into a {config.backbone} model: {exc}") from exc
     model.pretrained_report = PretrainedReport(
-        backbone=config.backbone, source=str(file), origin="file", layout="reid-edge checkpoint, whole model",
+        backbone=config.backbone, source=str(Path(file).expanduser()), origin="file",
+        layout="reid-edge checkpoint, whole model",
         loaded=len(ckpt["model"]))
     return model
