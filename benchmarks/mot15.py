@@ -8,6 +8,7 @@ MOTA, IDF1, ID switches) against the MOTChallenge ground truth, plus the frames/
     python -m benchmarks.mot15 --detectors yolox yolox-int8 --json runs/mot15.json
     python -m benchmarks.mot15 --detectors yolox yolox-int8 --config pipeline.yml   # e.g. other tracker settings
     python -m benchmarks.mot15 --detectors yolox yolox@480 yolox@640 --sequences PETS09-S2L1   # input sizes
+    python -m benchmarks.mot15 --detectors yolox yolox-int8 --det-cache runs/mot15-dets --config t.yml   # sweeps
 
 Detectors: ``motion``, ``hog``, ``yolox`` (the packaged YOLOX-Nano, FP32) and ``yolox-int8``
 (its ``int8-qdq-cpu`` encoding from ``reid-edge export-detector``, calibrated without labels on
@@ -17,6 +18,11 @@ the first half of the same sequence's video, as a site would calibrate on its ow
 the listed ids are one person (MOT15 gives a person a new id each time they come back into view;
 which ids are one person is the caller's reading of the boxes, not part of the ground truth).
 PETS09-S2L1's ground truth is at 768x576 and its video at 480x360: boxes are scaled by 480/768.
+``--det-cache DIR`` keeps each detector's boxes as MOT det files (``DIR/<detector>/<sequence>.txt``,
+written by a first pass of the detector over the video) and runs the pipeline on them, as ``reid-edge
+run --detections`` does: a tracker or association setting is then measured in seconds, on exactly the
+boxes of the first run; frames/s then leaves out the detector. Remove the folder after changing the
+detector or the video.
 Needs ``../shared/data`` (``--data``).
 """
 
@@ -95,6 +101,28 @@ def int8_detector(video: Path, gt: Path, scale: float, work: Path) -> tuple[str,
     return f"yolox:{res.files['int8-qdq-cpu']}", res.report
 
 
+def cached_detections(video: Path, spec: str, file: Path) -> None:
+    """Write the detector ``spec``'s boxes on every frame of ``video`` to the det file ``file``, unless it
+    exists (atomic: an interrupted pass leaves no file)."""
+    if file.is_file():
+        return
+    from reid_edge.io import atomic_write_text
+    from reid_edge.pipeline.detectors import make_detector
+    from reid_edge.pipeline.motfile import det_line
+    from reid_edge.pipeline.sources import open_sources
+
+    detector = make_detector(spec, video.stem, device="cpu")
+    source = open_sources([str(video)], [video.stem])[0]
+    lines = []
+    try:
+        while (frame := source.read()) is not None:
+            lines += [det_line(frame.index, *map(float, box)) for box in detector.detect(frame.image, frame.index)]
+    finally:
+        source.close()
+    file.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(file, "".join(lines))
+
+
 def load_config(path: Path | None) -> Any:
     """The pipeline configuration from ``--config`` (``reid-edge run --config``'s YAML), or defaults.
 
@@ -113,13 +141,15 @@ def load_config(path: Path | None) -> Any:
 
 
 def run_one(video: Path, name: str, detector: str, backend: Any, gt_dir: Path, out: Path,
-            max_frames: int | None, config: Any = None, same_gt_dir: Path | None = None) -> dict[str, Any]:
+            max_frames: int | None, config: Any = None, same_gt_dir: Path | None = None,
+            detections_dir: Path | None = None) -> dict[str, Any]:
+    """One pipeline run scored against the ground truth; ``detections_dir``: det files instead of the detector."""
     from reid_edge.pipeline.mtmc_eval import evaluate_mtmc
     from reid_edge.pipeline.runner import run_pipeline
 
     out.mkdir(parents=True, exist_ok=True)
-    summary = run_pipeline([str(video)], out, backend, detector=detector, camera_names=[name],
-                           config=config, max_frames=max_frames, device="cpu")
+    summary = run_pipeline([str(video)], out, backend, detector=detector, detections_dir=detections_dir,
+                           camera_names=[name], config=config, max_frames=max_frames, device="cpu")
     metrics = evaluate_mtmc(out, gt_dir)["cameras"][name]
     cam = summary["cameras"][name]
     result = {"metrics": metrics, "fps": cam["fps"], "frames": cam["frames"],
@@ -156,6 +186,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--config", type=Path, default=None,
                     help="pipeline YAML (tracker/reid/association sections), as for reid-edge run --config")
+    ap.add_argument("--det-cache", type=Path, default=None,
+                    help="keep each detector's boxes here as det files and run on them (frames/s then "
+                         "leaves out the detector)")
     ap.add_argument("--gt-same-person", nargs="+", type=same_person, default=[], metavar="ID=ID",
                     help="also score with these ground-truth ids as one person (with one --sequences)")
     args = ap.parse_args(argv)
@@ -185,21 +218,28 @@ def main(argv: list[str] | None = None) -> int:
             for det in args.detectors:
                 name, _, size = det.partition("@")
                 spec = name
-                if name == "yolox-int8":
+                cache = args.det_cache / det if args.det_cache is not None else None
+                if cache is not None and (cache / f"{seq}.txt").is_file():
+                    pass  # the cached boxes stand for the detector (and its INT8 calibration)
+                elif name == "yolox-int8":
                     if seq not in int8_specs:  # one calibration per sequence, whatever the sizes
                         int8_specs[seq], reports[seq] = int8_detector(video, gt, scale, work / seq / "detector")
                     spec = int8_specs[seq]
                 if size:
                     spec += f"@{size}"
+                if cache is not None:
+                    cached_detections(video, spec, cache / f"{seq}.txt")
                 print(f"{seq}: {det} ...", file=sys.stderr, flush=True)
                 results[seq][det] = run_one(video, seq, spec, backend, gt_dir, work / seq / det, args.max_frames,
-                                            config, same_dir)
+                                            config, same_dir, cache)
                 r = results[seq][det]
                 print(f"  HOTA {r['metrics']['hota']:.3f} MOTA {r['metrics']['mota']:.3f} "
                       f"IDF1 {r['metrics']['idf1']:.3f} {r['fps']:.1f} frames/s; ms/frame "
                       + ", ".join(f"{k} {v:.1f}" for k, v in r["stage_ms_per_frame"].items()),
                       file=sys.stderr, flush=True)
     print(format_table(results))
+    if args.det_cache is not None:
+        print(f"(detections from {args.det_cache}: frames/s leaves out the detector)")
     if same:
         print("\nThe same runs, with ground-truth ids " + ", ".join(f"{a}={b}" for a, b in same.items())
               + " as one person:\n" + format_table(results, "metrics_same_person"))

@@ -47,3 +47,48 @@ def test_detector_spellings_and_same_person_ids(tmp_path: Path) -> None:
     write_scaled_gt(gt, 0.625, tmp_path / "out" / "s.gt.txt", max_frames=1, same={18: 14})
     assert (tmp_path / "out" / "s.gt.txt").read_text() == (
         "1,14,480.00,360.00,48.00,96.00,1,-1,-1,-1\n1,3,0.00,0.00,6.25,12.50,0,-1,-1,-1\n")
+
+
+def test_det_line_gives_float32_boxes_back_exactly(tmp_path: Path) -> None:
+    import numpy as np
+
+    from reid_edge.pipeline.motfile import det_line, read_mot_detections
+
+    rng = np.random.default_rng(0)
+    boxes = (rng.random((50, 5)) * [768, 576, 90, 200, 1]).astype(np.float32)
+    f = tmp_path / "d.txt"
+    f.write_text("".join(det_line(3, *map(float, b)) for b in boxes))
+    assert np.array_equal(read_mot_detections(f)[3], boxes)
+
+
+def test_cached_detections_are_the_detectors_boxes_and_are_reused(tmp_path: Path) -> None:
+    import cv2
+    import numpy as np
+
+    from benchmarks.mot15 import cached_detections
+    from reid_edge.pipeline.detectors import make_detector
+    from reid_edge.pipeline.motfile import read_mot_detections
+    from reid_edge.pipeline.sources import open_sources
+
+    video = tmp_path / "walk.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10, (320, 240))
+    for k in range(16):  # a bright "person" walking right over a dark floor
+        img = np.full((240, 320, 3), 40, np.uint8)
+        cv2.rectangle(img, (20 + 12 * k, 80), (50 + 12 * k, 170), (220, 220, 220), -1)
+        writer.write(img)
+    writer.release()
+    file = tmp_path / "cache" / "motion" / "walk.txt"
+    cached_detections(video, "motion", file)
+    got = read_mot_detections(file)
+    detector, source = make_detector("motion", "walk"), open_sources([str(video)], ["walk"])[0]
+    want = {}
+    while (frame := source.read()) is not None:
+        boxes = detector.detect(frame.image, frame.index)
+        if len(boxes):
+            want[frame.index] = np.asarray(boxes, np.float32)
+    source.close()
+    assert want and sorted(got) == sorted(want)
+    assert all(np.array_equal(got[k], want[k]) for k in want)
+    file.write_text("1,-1,1,2,3,4,0.5,-1,-1,-1\n")  # an existing cache is read, never redone
+    cached_detections(video, "motion", file)
+    assert file.read_text() == "1,-1,1,2,3,4,0.5,-1,-1,-1\n"

@@ -83,6 +83,12 @@ def mot_line(frame: int, gid: int, x: float, y: float, w: float, h: float, conf:
     return f"{frame},{gid},{x:.2f},{y:.2f},{w:.2f},{h:.2f},{conf:.3f},-1,-1,-1\n"
 
 
+def det_line(frame: int, x: float, y: float, w: float, h: float, conf: float) -> str:
+    """A MOTChallenge detection row ``frame,-1,x,y,w,h,conf,-1,-1,-1``, with the digits that give a float32
+    box back exactly (:func:`read_mot_detections`)."""
+    return f"{frame},-1,{x:.9g},{y:.9g},{w:.9g},{h:.9g},{conf:.9g},-1,-1,-1\n"
+
+
 def mtmc_line(camera_id: int, gid: int, frame: int, x: float, y: float, w: float, h: float) -> str:
     """An AI City MTMC row ``camera_id obj_id frame_id xmin ymin width height xworld yworld``."""
     return f"{camera_id} {gid} {frame} {int(round(x))} {int(round(y))} {int(round(w))} {int(round(h))} -1 -1\n"
