@@ -331,3 +331,46 @@ def test_pipeline_config_overrides_only_what_is_given() -> None:
     assert cfg.tracker == base.tracker and cfg.reid.batch_size == base.reid.batch_size
     with pytest.raises(ConfigError):
         base.with_overrides(max_distance=0.0)
+
+
+def _hidden_return(tmp_path: Path, refind_young: int) -> tuple[np.ndarray, dict, list[dict]]:
+    """One person walks, is hidden for 45 frames and comes back; the first three boxes of the return
+    sit off them (crops of the floor), so a new track is confirmed before its boxes slide onto the
+    person and clear crops could re-find them. Returns the MOT rows, the summary and the events."""
+    from reid_edge.pipeline.runner import PipelineConfig
+    from reid_edge.pipeline.tracker import TrackerConfig
+
+    w, h = 320, 240
+    writer = cv2.VideoWriter(str(tmp_path / "cam.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), 10, (w, h))
+    dets = []
+    for f in range(1, 101):
+        img = np.full((h, w, 3), 128, np.uint8)
+        x = 8 + 2 * f
+        if not 30 <= f < 75:
+            cv2.rectangle(img, (x, 80), (x + 23, 139), COLOURS[0], -1)
+            shift = {75: 24, 76: 21, 77: 18, 78: 12, 79: 6}.get(f, 0)  # off the person, then onto them
+            dets.append(f"{f},-1,{x + shift},80,24,60,0.9,-1,-1,-1\n")
+        writer.write(img)
+    writer.release()
+    (tmp_path / "cam.det.txt").write_text("".join(dets))
+    out = tmp_path / f"out{refind_young}"
+    out.mkdir()
+    config = PipelineConfig(tracker=TrackerConfig(refind_young=refind_young))
+    summary = run_pipeline([str(tmp_path / "cam.mp4")], out, OracleBackend(COLOURS), detections_dir=tmp_path,
+                           config=config)
+    events = [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()]
+    return np.loadtxt(out / "cam.txt", delimiter=",", ndmin=2), summary, events
+
+
+def test_a_return_first_seen_poorly_keeps_its_id_and_rows_once(tmp_path: Path) -> None:
+    """The young track of the return is merged into the person's old one: one id, every frame once."""
+    rows, summary, events = _hidden_return(tmp_path, refind_young=10)
+    assert set(rows[:, 1].astype(int)) == {int(rows[0, 1])}  # one id
+    frames = rows[:, 0].astype(int)
+    assert len(frames) == len(set(frames))  # no frame twice
+    assert {1, 29, 75, 76, 77, 78, 100} <= set(frames)
+    assert summary["num_identities"] == 1 and summary["cameras"]["cam"]["tracks"] == 1
+    assert len(events) == 1 and events[0]["rows"] == len(frames)
+    # re-finding only the boxes that would start a track (before): the young track takes the return
+    rows, summary, _ = _hidden_return(tmp_path, refind_young=0)
+    assert len(set(rows[:, 1].astype(int))) == 2

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pytest
 
@@ -253,3 +255,84 @@ def test_unambiguous_frames_embed_nothing() -> None:
         for t in active:
             t.add_appearance(np.array([1.0, 0.0]), 0.8)
     assert calls == []  # two people far apart: IoU decides, no crop is embedded
+
+
+def _return_with_a_poor_first_crop(
+    refind_young: int, can_merge: Callable[[int], bool] | None = None,
+) -> tuple[int, int, ByteTracker, list[tuple[int, int]]]:
+    """Person "a" walks, is hidden for 45 frames (longer than the IoU stages' buffer) and comes back;
+    the first crop of the return looks like nobody (half hidden), the next ones like "a". Returns (id
+    before, id after, tracker, merged pairs seen)."""
+    looks = {"a": np.array([1.0, 0.0, 0.0]), "half": np.array([0.0, 0.0, 1.0])}
+    tr = ByteTracker(TrackerConfig(min_hits=2, refind_young=refind_young))
+    owner: dict[tuple[float, ...], np.ndarray] = {}
+    merged: list[tuple[int, int]] = []
+    first = after = -1
+    for f in range(1, 101):
+        if 30 <= f < 75:
+            tr.update(np.zeros((0, 5)), frame=f, embed=lambda b: np.stack([owner[tuple(x)] for x in b]))
+            continue
+        det = np.array([_stroll(0.0, f)])
+        owner.clear()
+        owner[tuple(det[0, :4])] = looks["half" if f == 75 else "a"]
+        active, _ = tr.update(det, frame=f, embed=lambda b: np.stack([owner[tuple(x)] for x in b]), can_merge=can_merge)
+        merged += tr.merged
+        if f == 25:
+            first = active[0].track_id
+            active[0].add_appearance(looks["a"], tr.config.appearance_momentum)  # the pipeline's scheduled crop
+        if f == 90:
+            after = active[0].track_id
+    return first, after, tr, merged
+
+
+def test_a_young_track_that_is_a_lost_person_is_merged_into_them() -> None:
+    """The return's first crop alone does not re-find the person (a new track starts); with
+    ``refind_young`` the next, clearer crops do, and the young track's rows continue the old one."""
+    first, after, _, merged = _return_with_a_poor_first_crop(refind_young=0)
+    assert first != after and merged == []
+    first, after, tr, merged = _return_with_a_poor_first_crop(refind_young=10)
+    assert first == after
+    assert len(merged) == 1 and merged[0][1] == first and merged[0][0] != first
+    (track,) = [t for t in tr.tracks if t.track_id == first]
+    frames = [row[0] for row in track.history]
+    assert frames == sorted(set(frames))  # every frame once, in order
+    assert 75 in frames and 74 not in frames and 29 in frames  # the young track's first row is kept; a
+    # 45-frame gap is longer than the fill-in (10), so nothing is drawn across it
+    assert not any(t.track_id == merged[0][0] for t in tr.tracks)
+
+
+def test_a_young_track_its_owner_refuses_to_merge_keeps_its_id() -> None:
+    first, after, _, merged = _return_with_a_poor_first_crop(refind_young=10, can_merge=lambda tid: False)
+    assert first != after and merged == []
+
+
+def test_a_track_born_before_the_lost_one_vanished_is_never_it() -> None:
+    """Two people side by side; one vanishes: the other (older than the gap) is never merged into them
+    even though they look alike."""
+    tr = ByteTracker(TrackerConfig(min_hits=1, refind_young=50))
+    same = np.array([1.0, 0.0])
+    for f in range(1, 40):
+        dets = [_stroll(0.0, f), _stroll(200.0, f)] if f < 20 else [_stroll(200.0, f)]
+        active, _ = tr.update(np.array(dets), frame=f, embed=lambda b: np.tile(same, (len(b), 1)))
+        for t in active:
+            t.add_appearance(same, 0.8)
+        assert tr.merged == []
+    assert sorted(t.track_id for t in tr.tracks) == [1, 2]
+
+
+def test_refind_young_is_checked() -> None:
+    with pytest.raises(ConfigError):
+        TrackerConfig(refind_young=-1)
+
+
+def test_young_refinding_is_on_for_models_checked_for_tracking() -> None:
+    """Off (0) unless configured or the model card carries a track gate (an embedding checked for tracking)."""
+    from types import SimpleNamespace
+
+    from reid_edge.pipeline.tracker import DEFAULT_REFIND_YOUNG, resolve_refind_young
+
+    assert resolve_refind_young(None, None) == (0, "default")
+    assert resolve_refind_young(None, SimpleNamespace(track_gate=None)) == (0, "default")
+    assert resolve_refind_young(None, SimpleNamespace(track_gate=0.85)) == (DEFAULT_REFIND_YOUNG, "model card")
+    assert resolve_refind_young(3, SimpleNamespace(track_gate=0.85)) == (3, "config")
+    assert ByteTracker().refind_young == 0 and ByteTracker(TrackerConfig(refind_young=4)).refind_young == 4

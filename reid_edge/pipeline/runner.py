@@ -31,7 +31,7 @@ from .layout import CameraLayout
 from .outputs import ResultWriter, Row, annotate
 from .reid import Appearance, EmbedState, ReidConfig, box_quality, schedule
 from .sources import FrameSource
-from .tracker import ByteTracker, Track, TrackerConfig, resolve_appearance_gate
+from .tracker import ByteTracker, Track, TrackerConfig, resolve_appearance_gate, resolve_refind_young
 
 GALLERY_FLUSH_S = 5.0  # how often appearance refinements of known people reach --gallery
 
@@ -143,7 +143,9 @@ class Pipeline:
         self.progress = progress
         card = getattr(backend, "card", None)
         self.track_gate, self.track_gate_source = resolve_appearance_gate(self.config.tracker.max_appearance_dist, card)
-        tracker_config = dataclasses.replace(self.config.tracker, max_appearance_dist=self.track_gate)
+        self.refind_young, self.refind_young_source = resolve_refind_young(self.config.tracker.refind_young, card)
+        tracker_config = dataclasses.replace(self.config.tracker, max_appearance_dist=self.track_gate,
+                                             refind_young=self.refind_young)
         self.cams = [CameraState(s, d, ByteTracker(tracker_config)) for s, d in zip(sources, detectors)]
         lam = self.config.association.lambda_g
         self.lambda_g = float(lam if lam is not None else getattr(card, "lambda_g", 0.5))
@@ -222,8 +224,11 @@ class Pipeline:
         t0 = self._tic("detect", t0)
         embed_s = self.timers["embed"]
         active, finished = cam.tracker.update(dets, frame=frame.index,
-                                              embed=lambda boxes: self._embed_boxes(ci, frame.image, boxes))
+                                              embed=lambda boxes: self._embed_boxes(ci, frame.image, boxes),
+                                              can_merge=lambda tid: self._unpublished(cam, tid))
         t0 += self.timers["embed"] - embed_s  # the tracker's on-demand embeddings count as embed time
+        for young, into in cam.tracker.merged:  # a young track turned out to be a lost one, re-found
+            self._merge(cam, young, into)
         cam.frames += 1  # counted once fully processed (an interrupt in detect leaves it out)
         now = frame.time_s
         for tr in active:
@@ -242,6 +247,25 @@ class Pipeline:
                 total = min(total, max_frames) if total else max_frames
             self.progress(cam.source.name, cam.frames, total)
         return frame, active
+
+    @staticmethod
+    def _unpublished(cam: CameraState, track_id: int) -> bool:
+        """Nothing of this track has gone to the associator yet (so it can still be merged into another)."""
+        tl = cam.tracklets.get(track_id)
+        return tl is None or tl.sent is None
+
+    @staticmethod
+    def _merge(cam: CameraState, young: int, into: int) -> None:
+        """The tracker merged track ``young`` into ``into``: its rows are in ``into``'s history now, so
+        what the pipeline kept of it goes, but its crops' appearance joins ``into``'s tracklet."""
+        tl = cam.tracklets.pop(young, None)
+        if tl is None:
+            return
+        cam.confirmed_tracks -= 1
+        target = cam.tracklets.get(into)
+        if target is not None:
+            target.appearance.merge(tl.appearance)
+            target.embed.count += tl.embed.count
 
     def _finish(self, cam: CameraState, tr: Track) -> None:
         tl = cam.tracklets.get(tr.track_id)
@@ -505,6 +529,8 @@ class Pipeline:
             "max_distance_source": self.max_distance_source,
             "track_gate": self.track_gate,
             "track_gate_source": self.track_gate_source,
+            "refind_young": self.refind_young,
+            "refind_young_source": self.refind_young_source,
             "same_camera_gate": self.same_camera_gate,
             "same_camera_gate_source": self.same_camera_gate_source,
             **({"fleet": self.fleet.stats()} if self.fleet is not None else {}),

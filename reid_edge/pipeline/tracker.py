@@ -14,7 +14,13 @@ Each detection is ``[x, y, w, h, score]`` in pixels. A constant-velocity Kalman 
    are embedded and matched to lost tracks by appearance alone (:func:`refind_cost`), gated by
    where the person could have walked since last seen, so a person who disappears behind
    another, or leaves the detector's view for a while, keeps their id (StrongSORT/BoT-SORT keep
-   lost tracks for the same reason; their appearance-only stage is Deep SORT's matching cascade);
+   lost tracks for the same reason; their appearance-only stage is Deep SORT's matching cascade).
+   A person coming back is often half hidden, or half out of the frame, when first detected, and
+   that first crop may not look like them: so the detections of *young* tracks (born less than
+   ``refind_young`` frames ago, after the lost track was last seen) are candidates too, and a
+   young track re-found as a lost one is merged into it (its rows and state continue the lost
+   track; :attr:`ByteTracker.merged` names the pairs, so a consumer can drop what it kept of the
+   young one; ``can_merge`` lets it refuse tracks it has already published);
 5. unmatched high-score detections above ``new_track_thresh`` start tentative tracks; a track
    is confirmed after ``min_hits`` consecutive hits; a confirmed track unmatched for more than
    ``track_buffer`` frames leaves the IoU stages, and is finished after ``lost_buffer`` frames
@@ -88,6 +94,11 @@ class TrackerConfig:
     # shrunk to H px (intel-0288, mAP of 50.5 at full size): 32 px 35.9, 24 px 24.4, 16 px 6.4. 0 tracks
     # every box. README, "Smallest tracked box"
     min_box_height: float = 24.0
+    # re-finding also tries the detections of tracks younger than this many frames (0: only boxes that would
+    # start a track), merging such a track into the lost one it turns out to be. None: DEFAULT_REFIND_YOUNG for
+    # a model whose card carries a ``track_gate``, else 0 (:func:`resolve_refind_young`). README, "Re-finding
+    # young tracks"
+    refind_young: int | None = None
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.low_thresh <= self.high_thresh <= 1.0:
@@ -104,12 +115,33 @@ class TrackerConfig:
             raise ConfigError("tracker: max_appearance_dist must be in (0, 2] (unit embeddings)")
         if self.min_box_height < 0:
             raise ConfigError("tracker: min_box_height must be >= 0 (pixels)")
+        if self.refind_young is not None and self.refind_young < 0:
+            raise ConfigError("tracker: refind_young must be >= 0 (frames)")
 
 
 # The stage-1 appearance gate for models whose card has no ``track_gate`` (the project's own models:
 # their generated-data results were measured with it). The packaged intel-0288 carries 0.85, swept on
 # MOT15 PETS09-S2L1 and TUD-Stadtmitte (README, "Appearance gate").
 DEFAULT_APPEARANCE_GATE = 1.2
+
+
+# Young-track re-finding gives every returning person ten crops to be re-found by instead of one, and so
+# ten chances to be merged into the wrong lost track: it pays with an embedding that separates people
+# (packaged intel-0288 on MOT15: PETS09-S2L1 one-id-per-person IDF1 0.642 -> 0.751), and it harms with a
+# weak one (colour histograms on a generated scene: per-camera IDF1 0.99 -> 0.71). So it is on by default
+# only for models whose card carries a ``track_gate``, i.e. whose embedding was checked for tracking on
+# real footage. README, "Re-finding young tracks"
+DEFAULT_REFIND_YOUNG = 10
+
+
+def resolve_refind_young(configured: int | None, card: object) -> tuple[int, str]:
+    """The tracker's ``refind_young`` and where it came from: the configuration, the model card (on when
+    it carries a ``track_gate``: :data:`DEFAULT_REFIND_YOUNG`), or the default (0)."""
+    if configured is not None:
+        return int(configured), "config"
+    if getattr(card, "track_gate", None) is not None:
+        return DEFAULT_REFIND_YOUNG, "model card"
+    return 0, "default"
 
 
 def resolve_appearance_gate(configured: float | None, card: object) -> tuple[float, str]:
@@ -259,13 +291,17 @@ class ByteTracker:
     """Stateful per-camera tracker; :meth:`update` once per frame."""
 
     def __init__(self, config: TrackerConfig | None = None) -> None:
-        """``config.max_appearance_dist`` None: :data:`DEFAULT_APPEARANCE_GATE` (the pipeline resolves
-        it from the model card first)."""
+        """``config.max_appearance_dist`` None: :data:`DEFAULT_APPEARANCE_GATE`; ``config.refind_young``
+        None: 0 (the pipeline resolves both from the model card first)."""
         self.config = config or TrackerConfig()
         self.appearance_gate, _ = resolve_appearance_gate(self.config.max_appearance_dist, None)
+        self.refind_young, _ = resolve_refind_young(self.config.refind_young, None)
         self.tracks: list[Track] = []
         self._next_id = 1
         self.frame = 0
+        # (young track id, lost track id) merged by the last :meth:`update`: the young track's rows now
+        # continue the lost one's history, and the young track is gone
+        self.merged: list[tuple[int, int]] = []
 
     def _cost(self, tracks: list[Track], boxes: np.ndarray, feats: np.ndarray | None = None) -> np.ndarray:
         tb = np.array([t.box for t in tracks]).reshape(-1, 4)
@@ -291,7 +327,7 @@ class ByteTracker:
 
     def update(
         self, detections: np.ndarray, features: np.ndarray | None = None, frame: int | None = None,
-        embed: Embedder | None = None,
+        embed: Embedder | None = None, can_merge: Callable[[int], bool] | None = None,
     ) -> tuple[list[Track], list[Track]]:
         """Advance one frame.
 
@@ -302,12 +338,15 @@ class ByteTracker:
             embed: optional ``embed(boxes [K, 4]) -> [K, D]`` unit vectors of this frame's boxes,
                 called only for the detections appearance is needed for (ambiguous ones,
                 re-finding candidates); ignored when ``features`` is given.
+            can_merge: optional ``can_merge(track_id)``: False keeps that young track out of
+                re-finding (e.g. its rows were already published under its own id).
         Returns:
             ``(active, finished)``: confirmed tracks matched this frame, and tracks that ended
             this frame (confirmed tracks whose lost buffer ran out).
         """
         cfg = self.config
         self.frame = self.frame + 1 if frame is None else int(frame)
+        self.merged = []
         dets = np.asarray(detections, dtype=np.float64).reshape(-1, 5)
         valid = (dets[:, 2] > 1) & (dets[:, 3] > 1) & (dets[:, 3] >= cfg.min_box_height)
         dets = dets[valid]
@@ -339,6 +378,18 @@ class ByteTracker:
         matched: set[int] = set()
         fed: dict[int, int] = {}  # id(track) -> detection index it matched this frame
 
+        def fill(track: Track, f1: int, row1: np.ndarray) -> None:
+            """Linear rows between ``track``'s last row and ``row1`` (x, y, w, h, score) at frame ``f1``."""
+            if not track.history:
+                return
+            f0 = track.history[-1][0]
+            gap = f1 - f0 - 1
+            if 0 < gap <= cfg.interpolate_gaps:
+                prev = np.array(track.history[-1][1:], dtype=np.float64)
+                for k in range(1, gap + 1):
+                    a = k / (gap + 1)
+                    track.history.append(_row(f0 + k, (1 - a) * prev + a * row1))
+
         def apply(track: Track, di: int) -> None:
             gap = self.frame - track.last_frame - 1
             if gap > cfg.track_buffer:  # re-found after long: the old motion state means nothing now
@@ -350,13 +401,7 @@ class ByteTracker:
             track.hits = track.hits + 1 if track.last_frame == self.frame - 1 else 1
             if track.state == "lost":
                 track.state = "confirmed"
-            if 0 < gap <= cfg.interpolate_gaps and track.history:
-                f0 = track.history[-1][0]
-                prev = np.array(track.history[-1][1:], dtype=np.float64)
-                new = dets[di, :5].astype(np.float64)
-                for k in range(1, gap + 1):
-                    a = k / (gap + 1)
-                    track.history.append(_row(f0 + k, (1 - a) * prev + a * new))
+            fill(track, self.frame, dets[di, :5].astype(np.float64))
             track.last_frame = self.frame
             # the filtered box (as ByteTrack and BoT-SORT report): it smooths the detector's jitter on small
             # people (whole PETS09-S2L1 / TUD-Stadtmitte: MOTA 0.804 -> 0.806 / 0.785 -> 0.791, HOTA +0.002)
@@ -391,21 +436,39 @@ class ByteTracker:
         lost = [t for t in self.tracks if t.state in ("lost", "confirmed") and id(t) not in matched
                 and t.appearance is not None and self.frame - t.last_frame > 1]
         births = remaining_high[dets[remaining_high, 4] >= cfg.new_track_thresh]  # boxes that could start a track
-        if lost and len(births) and use_app:
-            need(births)
-            if feats is not None and np.isfinite(feats[births, 0]).all():
+        # young tracks matched this frame: their box may be a lost person's, seen whole only now
+        young = [t for t in self.tracks if id(t) in fed and self.frame - t.start_frame < self.refind_young
+                 and (can_merge is None or can_merge(t.track_id))] if lost else []
+        holder: list[Track | None] = [None] * len(births) + young  # candidate -> the young track holding it
+        cands = np.r_[births, [fed[id(t)] for t in young]].astype(np.int64)
+        if lost and len(cands) and use_app:
+            need(cands)
+            if feats is not None and np.isfinite(feats[cands, 0]).all():
                 cost = refind_cost(np.array([t.det_box for t in lost]),
                                    np.array([self.frame - t.last_frame for t in lost]),
                                    np.stack([t.appearance for t in lost if t.appearance is not None]),
-                                   dets[births, :4], feats[births], cfg)
-                visible = [t.appearance for t in self.tracks if id(t) in matched and t.appearance is not None]
-                if visible:  # a box that looks as much like someone in view is not evidence for the lost one
-                    nearest = np.linalg.norm(feats[births][:, None] - np.stack(visible)[None], axis=2).min(axis=1)
-                    cost[cost > cfg.refind_ratio * nearest[None, :]] = np.inf
+                                   dets[cands, :4], feats[cands], cfg)
+                # a young track is someone lost only if it began after they were last seen
+                born = np.array([h.start_frame if h is not None else self.frame for h in holder])
+                cost[np.array([t.last_frame for t in lost])[:, None] >= born[None, :]] = np.inf
+                visible = [(t, t.appearance) for t in self.tracks if id(t) in matched and t.appearance is not None]
+                if visible:  # a box that looks as much like someone else in view is not evidence for the lost one
+                    d = np.linalg.norm(feats[cands][:, None] - np.stack([a for _, a in visible])[None], axis=2)
+                    for i, h in enumerate(holder):
+                        d[i, [j for j, (t, _) in enumerate(visible) if t is h]] = np.inf  # not its own track
+                    cost[cost > cfg.refind_ratio * d.min(axis=1)[None, :]] = np.inf
                 m4, _, _ = assign(cost, cfg.refind_dist)
-                for ti, di in m4:
-                    apply(lost[ti], int(births[di]))
-                found = {int(births[di]) for _, di in m4}
+                for ti, ci in m4:
+                    h = holder[ci]
+                    if h is None:
+                        apply(lost[ti], int(cands[ci]))
+                    else:
+                        self._merge(h, lost[ti], fill)
+                        matched.discard(id(h))
+                        fed.pop(id(h))
+                        matched.add(id(lost[ti]))
+                        fed[id(lost[ti])] = int(cands[ci])
+                found = {int(cands[ci]) for _, ci in m4}
                 remaining_high = np.array([d for d in remaining_high if int(d) not in found], dtype=np.int64)
         if feats is not None:
             for t in self.tracks:
@@ -441,6 +504,18 @@ class ByteTracker:
         self.tracks = keep
         active = [t for t in self.tracks if t.state == "confirmed" and t.last_frame == self.frame]
         return active, finished
+
+    def _merge(self, young: Track, into: Track, fill: Callable[[Track, int, np.ndarray], None]) -> None:
+        """``young`` was ``into`` all along: its rows and state continue ``into``, and it is gone."""
+        if young.history:
+            fill(into, young.history[0][0], np.array(young.history[0][1:], dtype=np.float64))
+        into.history.extend(young.history)
+        into.kf, into.det_box, into.score = young.kf, young.det_box, young.score
+        into.hits, into.last_frame, into.state = young.hits, young.last_frame, "confirmed"
+        if young.appearance is not None:
+            into.add_appearance(young.appearance, self.config.appearance_momentum)
+        self.tracks = [t for t in self.tracks if t is not young]
+        self.merged.append((young.track_id, into.track_id))
 
     def finish_all(self) -> list[Track]:
         """End of stream: every confirmed or lost track is finished."""
