@@ -21,11 +21,10 @@ import argparse
 import json
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.mot15 import REPO, SEQUENCES, sequence_files
+from benchmarks.mot15 import REPO, SEQUENCES, detect_video, sequence_files
 
 MODELS = ("fp32", "int8-qdq-cpu", "int8-qdq-trt")
 
@@ -48,20 +47,8 @@ def score_against_gt(gt: dict[int, Any], detections: dict[int, Any], threshold: 
 def detect_all(model: Path, video: Path) -> tuple[dict[int, Any], float]:
     """Every frame's detections (frame number from 1 -> [N, 5]) and the mean ms per frame."""
     from reid_edge.pipeline.detectors.yolox import YoloxDetector
-    from reid_edge.pipeline.sources import open_sources
 
-    det = YoloxDetector(model, device="cpu")
-    src = open_sources([str(video)], ["cam"])[0]
-    out: dict[int, Any] = {}
-    spent = 0.0
-    try:
-        while (frame := src.read()) is not None:
-            t0 = time.perf_counter()
-            out[frame.index] = det.detect(frame.image, frame.index)
-            spent += time.perf_counter() - t0
-    finally:
-        src.close()
-    return out, 1000 * spent / max(len(out), 1)
+    return detect_video(YoloxDetector(model, device="cpu"), video)
 
 
 def format_table(results: dict[str, dict[str, dict[str, Any]]], thresholds: list[float]) -> str:

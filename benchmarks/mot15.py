@@ -32,6 +32,7 @@ import argparse
 import json
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -101,6 +102,24 @@ def int8_detector(video: Path, gt: Path, scale: float, work: Path) -> tuple[str,
     return f"yolox:{res.files['int8-qdq-cpu']}", res.report
 
 
+def detect_video(detector: Any, video: Path) -> tuple[dict[int, Any], float]:
+    """A detector's boxes on every frame of ``video`` (frame number from 1 -> ``[N, 5]``) and its mean ms
+    per frame."""
+    from reid_edge.pipeline.sources import open_sources
+
+    source = open_sources([str(video)], [video.stem])[0]
+    out: dict[int, Any] = {}
+    spent = 0.0
+    try:
+        while (frame := source.read()) is not None:
+            t0 = time.perf_counter()
+            out[frame.index] = detector.detect(frame.image, frame.index)
+            spent += time.perf_counter() - t0
+    finally:
+        source.close()
+    return out, 1000 * spent / max(len(out), 1)
+
+
 def cached_detections(video: Path, spec: str, file: Path) -> None:
     """Write the detector ``spec``'s boxes on every frame of ``video`` to the det file ``file``, unless it
     exists (atomic: an interrupted pass leaves no file)."""
@@ -109,18 +128,10 @@ def cached_detections(video: Path, spec: str, file: Path) -> None:
     from reid_edge.io import atomic_write_text
     from reid_edge.pipeline.detectors import make_detector
     from reid_edge.pipeline.motfile import det_line
-    from reid_edge.pipeline.sources import open_sources
 
-    detector = make_detector(spec, video.stem, device="cpu")
-    source = open_sources([str(video)], [video.stem])[0]
-    lines = []
-    try:
-        while (frame := source.read()) is not None:
-            lines += [det_line(frame.index, *map(float, box)) for box in detector.detect(frame.image, frame.index)]
-    finally:
-        source.close()
+    boxes, _ = detect_video(make_detector(spec, video.stem, device="cpu"), video)
     file.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(file, "".join(lines))
+    atomic_write_text(file, "".join(det_line(f, *map(float, b)) for f, rows in boxes.items() for b in rows))
 
 
 def load_config(path: Path | None) -> Any:
@@ -219,9 +230,8 @@ def main(argv: list[str] | None = None) -> int:
                 name, _, size = det.partition("@")
                 spec = name
                 cache = args.det_cache / det if args.det_cache is not None else None
-                if cache is not None and (cache / f"{seq}.txt").is_file():
-                    pass  # the cached boxes stand for the detector (and its INT8 calibration)
-                elif name == "yolox-int8":
+                cached = cache is not None and (cache / f"{seq}.txt").is_file()  # stands for the detector
+                if name == "yolox-int8" and not cached:
                     if seq not in int8_specs:  # one calibration per sequence, whatever the sizes
                         int8_specs[seq], reports[seq] = int8_detector(video, gt, scale, work / seq / "detector")
                     spec = int8_specs[seq]
