@@ -17,6 +17,12 @@ the first half of the same sequence's video, as a site would calibrate on its ow
 ``--gt-same-person 18=14 8=14 ...`` scores a second time against a copy of the ground truth where
 the listed ids are one person (MOT15 gives a person a new id each time they come back into view;
 which ids are one person is the caller's reading of the boxes, not part of the ground truth).
+``--gt-all-rows`` also scores against a copy where the rows the ground truth marks "not considered"
+(7th column 0) count as people: by default they are dropped, as TrackEval does for MOT15, and a box
+on them is a false positive. On PETS09-S2L1 these are 174 rows of ids 11, 12 and 16 in frames
+147-244, people whose other rows are considered; the baseline table of the issue that asked for this
+benchmark reproduces only when they are scored as people (README).
+With both flags the runs are scored four ways.
 PETS09-S2L1's ground truth is at 768x576 and its video at 480x360: boxes are scaled by 480/768.
 ``--det-cache DIR`` keeps each detector's boxes as MOT det files (``DIR/<detector>/<sequence>.txt``,
 written by a first pass of the detector over the video) and runs the pipeline on them, as ``reid-edge
@@ -77,9 +83,10 @@ def same_person(value: str) -> tuple[int, int]:
 
 
 def write_scaled_gt(gt: Path, scale: float, out: Path, max_frames: int | None,
-                    same: dict[int, int] | None = None) -> None:
+                    same: dict[int, int] | None = None, all_rows: bool = False) -> None:
     """A copy of a MOT gt file with boxes scaled to the video (and cut at ``max_frames``);
-    ``same`` maps ids to the id of the person they are (``{18: 14}``: id 18 is written as 14)."""
+    ``same`` maps ids to the id of the person they are (``{18: 14}``: id 18 is written as 14);
+    ``all_rows``: rows marked not considered (7th column 0) are written as considered."""
     from reid_edge.pipeline.motfile import read_mot_rows
 
     rows = read_mot_rows(gt)
@@ -88,6 +95,8 @@ def write_scaled_gt(gt: Path, scale: float, out: Path, max_frames: int | None,
     rows[:, 2:6] *= scale
     if same:
         rows[:, 1] = [same.get(int(i), int(i)) for i in rows[:, 1]]
+    if all_rows:
+        rows[:, 6] = 1
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("".join(f"{int(r[0])},{int(r[1])},{r[2]:.2f},{r[3]:.2f},{r[4]:.2f},{r[5]:.2f},{int(r[6])},-1,-1,-1\n"
                            for r in rows))
@@ -151,28 +160,49 @@ def load_config(path: Path | None) -> Any:
         raise SystemExit(2) from None
 
 
-def run_one(video: Path, name: str, detector: str, backend: Any, gt_dir: Path, out: Path,
-            max_frames: int | None, config: Any = None, same_gt_dir: Path | None = None,
-            detections_dir: Path | None = None) -> dict[str, Any]:
-    """One pipeline run scored against the ground truth; ``detections_dir``: det files instead of the detector."""
+# result key -> (--gt-same-person applied, --gt-all-rows applied, how the table's heading says it)
+SCORINGS = {
+    "metrics": (False, False, ""),
+    "metrics_same_person": (True, False, "with ground-truth ids {same} as one person"),
+    "metrics_all_rows": (False, True, "with the ground truth's rows marked not considered scored as people"),
+    "metrics_all_rows_same_person": (True, True, "with the rows marked not considered scored as people and "
+                                                 "ground-truth ids {same} as one person"),
+}
+
+
+def write_scorings(gt: Path, scale: float, folder: Path, seq: str, max_frames: int | None,
+                   same: dict[int, int], all_rows: bool) -> dict[str, Path]:
+    """The ground-truth folders a run is scored against (result key of :data:`SCORINGS` -> folder
+    holding ``<seq>.gt.txt``): MOT15's own, and the readings ``same`` and ``all_rows`` ask for."""
+    out: dict[str, Path] = {}
+    for key, (by_person, every_row, _) in SCORINGS.items():
+        if (by_person and not same) or (every_row and not all_rows):
+            continue
+        out[key] = folder / key.replace("metrics", "gt").replace("_", "-")
+        write_scaled_gt(gt, scale, out[key] / f"{seq}.gt.txt", max_frames, same if by_person else None, every_row)
+    return out
+
+
+def run_one(video: Path, name: str, detector: str, backend: Any, gt_dirs: dict[str, Path], out: Path,
+            max_frames: int | None, config: Any = None, detections_dir: Path | None = None) -> dict[str, Any]:
+    """One pipeline run scored against each ground truth of ``gt_dirs`` (result key -> folder, see
+    :data:`SCORINGS`); ``detections_dir``: det files instead of the detector."""
     from reid_edge.pipeline.mtmc_eval import evaluate_mtmc
     from reid_edge.pipeline.runner import run_pipeline
 
     out.mkdir(parents=True, exist_ok=True)
     summary = run_pipeline([str(video)], out, backend, detector=detector, detections_dir=detections_dir,
                            camera_names=[name], config=config, max_frames=max_frames, device="cpu")
-    metrics = evaluate_mtmc(out, gt_dir)["cameras"][name]
     cam = summary["cameras"][name]
-    result = {"metrics": metrics, "fps": cam["fps"], "frames": cam["frames"],
-              "stage_ms_per_frame": summary["stage_ms_per_frame"], "embeddings": summary["embeddings"]}
-    if same_gt_dir is not None:
-        result["metrics_same_person"] = evaluate_mtmc(out, same_gt_dir)["cameras"][name]
+    result: dict[str, Any] = {key: evaluate_mtmc(out, d)["cameras"][name] for key, d in gt_dirs.items()}
+    result.update({"fps": cam["fps"], "frames": cam["frames"],
+                   "stage_ms_per_frame": summary["stage_ms_per_frame"], "embeddings": summary["embeddings"]})
     return result
 
 
 def format_table(results: dict[str, dict[str, dict[str, Any]]], key: str = "metrics") -> str:
     """Markdown table: one row per sequence and detector, every number in full (``key``: which
-    scoring, ``metrics`` or ``metrics_same_person``; rows without it are left out)."""
+    scoring, a key of :data:`SCORINGS`; rows without it are left out)."""
     lines = ["| sequence | detector | HOTA | MOTA | IDF1 | ID switches | recall | precision | frames/s |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for seq, by_det in results.items():
@@ -202,6 +232,8 @@ def main(argv: list[str] | None = None) -> int:
                          "leaves out the detector)")
     ap.add_argument("--gt-same-person", nargs="+", type=same_person, default=[], metavar="ID=ID",
                     help="also score with these ground-truth ids as one person (with one --sequences)")
+    ap.add_argument("--gt-all-rows", action="store_true",
+                    help="also score with the ground truth's rows marked not considered as people")
     args = ap.parse_args(argv)
     if args.gt_same_person and len(args.sequences) != 1:
         ap.error("--gt-same-person names ids of one sequence: give one --sequences")
@@ -219,12 +251,7 @@ def main(argv: list[str] | None = None) -> int:
         work = args.out or Path(tmp)
         for seq in args.sequences:
             video, gt, scale = sequence_files(args.data, seq)
-            gt_dir = work / seq / "gt"
-            write_scaled_gt(gt, scale, gt_dir / f"{seq}.gt.txt", args.max_frames)
-            same_dir = None
-            if same:
-                same_dir = work / seq / "gt-same-person"
-                write_scaled_gt(gt, scale, same_dir / f"{seq}.gt.txt", args.max_frames, same)
+            gt_dirs = write_scorings(gt, scale, work / seq, seq, args.max_frames, same, args.gt_all_rows)
             results[seq] = {}
             for det in args.detectors:
                 name, _, size = det.partition("@")
@@ -240,8 +267,8 @@ def main(argv: list[str] | None = None) -> int:
                 if cache is not None:
                     cached_detections(video, spec, cache / f"{seq}.txt")
                 print(f"{seq}: {det} ...", file=sys.stderr, flush=True)
-                results[seq][det] = run_one(video, seq, spec, backend, gt_dir, work / seq / det, args.max_frames,
-                                            config, same_dir, cache)
+                results[seq][det] = run_one(video, seq, spec, backend, gt_dirs, work / seq / det, args.max_frames,
+                                            config, cache)
                 r = results[seq][det]
                 print(f"  HOTA {r['metrics']['hota']:.3f} MOTA {r['metrics']['mota']:.3f} "
                       f"IDF1 {r['metrics']['idf1']:.3f} {r['fps']:.1f} frames/s; ms/frame "
@@ -250,9 +277,10 @@ def main(argv: list[str] | None = None) -> int:
     print(format_table(results))
     if args.det_cache is not None:
         print(f"(detections from {args.det_cache}: frames/s leaves out the detector)")
-    if same:
-        print("\nThe same runs, with ground-truth ids " + ", ".join(f"{a}={b}" for a, b in same.items())
-              + " as one person:\n" + format_table(results, "metrics_same_person"))
+    same_text = ", ".join(f"{a}={b}" for a, b in same.items())
+    for key, (_, _, heading) in SCORINGS.items():
+        if heading and any(key in r for by_det in results.values() for r in by_det.values()):
+            print(f"\nThe same runs, {heading.format(same=same_text)}:\n" + format_table(results, key))
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         from reid_edge.io import atomic_write_text

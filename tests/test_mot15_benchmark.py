@@ -49,6 +49,21 @@ def test_detector_spellings_and_same_person_ids(tmp_path: Path) -> None:
         "1,14,480.00,360.00,48.00,96.00,1,-1,-1,-1\n1,3,0.00,0.00,6.25,12.50,0,-1,-1,-1\n")
 
 
+def test_scorings_write_each_reading_of_the_ground_truth(tmp_path: Path) -> None:
+    from benchmarks.mot15 import write_scorings
+    from reid_edge.pipeline.motfile import read_mot_tracks
+
+    gt = tmp_path / "gt.txt"
+    gt.write_text("1,18,0,0,8,16,1,-1,-1,-1\n1,3,10,10,8,16,0,-1,-1,-1\n")
+    assert list(write_scorings(gt, 1.0, tmp_path / "a", "s", None, {}, False)) == ["metrics"]
+    dirs = write_scorings(gt, 1.0, tmp_path / "b", "s", None, {18: 14}, True)
+    assert list(dirs) == ["metrics", "metrics_same_person", "metrics_all_rows", "metrics_all_rows_same_person"]
+    ids = {k: sorted(read_mot_tracks(d / "s.gt.txt", is_gt=True)[1][0].tolist()) for k, d in dirs.items()}
+    # the row marked not considered (id 3) is scored only by the all-rows readings
+    assert ids == {"metrics": [18], "metrics_same_person": [14], "metrics_all_rows": [3, 18],
+                   "metrics_all_rows_same_person": [3, 14]}
+
+
 def test_det_line_gives_float32_boxes_back_exactly(tmp_path: Path) -> None:
     import numpy as np
 
