@@ -17,6 +17,18 @@ def test_config_defaults_and_yaml(tmp_path: Path) -> None:
     assert load_config(good).tracker == TrackerConfig(max_appearance_dist=1.2)
 
 
+def test_mot_convention_keeps_lost_tracks_only_the_track_buffer_and_makes_no_same_camera_links(
+        tmp_path: Path) -> None:
+    from benchmarks.mot15 import mot_convention
+
+    yml = tmp_path / "t.yml"
+    yml.write_text("tracker:\n  track_buffer: 20\n  max_appearance_dist: 1.1\n")
+    cfg = mot_convention(load_config(yml))
+    assert cfg.tracker == TrackerConfig(track_buffer=20, lost_buffer=20, max_appearance_dist=1.1)
+    assert cfg.association.same_camera_gap_s == float("inf")
+    assert cfg.reid == load_config(None).reid
+
+
 @pytest.mark.parametrize("text", ["tracker:\n  no_such_field: 1\n", "tracker: [1, 2\n"])
 def test_bad_config_is_a_one_line_error(tmp_path: Path, text: str, capsys: pytest.CaptureFixture[str]) -> None:
     bad = tmp_path / "bad.yml"
