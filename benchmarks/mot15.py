@@ -188,6 +188,10 @@ def write_scorings(gt: Path, scale: float, folder: Path, seq: str, max_frames: i
     return out
 
 
+# a same-camera re-link needs this long a gap: never (finite, so summary.json stays plain JSON)
+NO_SAME_CAMERA_LINKS_S = 1e9
+
+
 def mot_convention(config: Any) -> Any:
     """``config`` run as MOTChallenge counts identities: a person who left the view is a new one (lost
     tracks kept ``track_buffer`` frames, no same-camera re-links by the association)."""
@@ -195,7 +199,7 @@ def mot_convention(config: Any) -> Any:
 
     return dataclasses.replace(
         config, tracker=dataclasses.replace(config.tracker, lost_buffer=config.tracker.track_buffer),
-        association=dataclasses.replace(config.association, same_camera_gap_s=float("inf")))
+        association=dataclasses.replace(config.association, same_camera_gap_s=NO_SAME_CAMERA_LINKS_S))
 
 
 def run_one(video: Path, name: str, detector: str, backend: Any, gt_dirs: dict[str, Path], out: Path,
@@ -305,9 +309,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         from reid_edge.io import atomic_write_text
-        atomic_write_text(args.json, json.dumps({"results": results, "int8_reports": reports,
-                                                       "mot_convention": args.mot_convention},
-                                                      indent=1, default=float))
+        doc = {"results": results, "int8_reports": reports, "mot_convention": args.mot_convention}
+        atomic_write_text(args.json, json.dumps(doc, indent=1, default=float))
     return 0
 
 
