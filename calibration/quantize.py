@@ -17,8 +17,10 @@ about 6 GB). MinMax is the default because edge and CI boxes are small.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
+import sys
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -120,7 +122,8 @@ def calibrate(
     # batches into the running ranges/histograms. (ORT's own max_intermediate_outputs option
     # drops the batches it clears without merging them, so it is not used.)
     chunk = 4 * batch_size
-    with tempfile.TemporaryDirectory(prefix="reid-edge-calib.") as tmp:
+    # ORT's histogram calibrators print progress lines to stdout, where a command's results go
+    with tempfile.TemporaryDirectory(prefix="reid-edge-calib.") as tmp, contextlib.redirect_stdout(sys.stderr):
         try:
             calibrator = create_calibrator(
                 Path(fp32_onnx), list(op_types), augmented_model_path=str(Path(tmp) / "augmented.onnx"),

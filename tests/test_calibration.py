@@ -236,10 +236,12 @@ def test_report_warns_fails_and_still_writes_json(t: Tiny, tmp_path) -> None:
 
 
 @pytest.mark.parametrize("method", ["entropy", "percentile"])
-def test_histogram_methods_give_symmetric_trt_encodings(t: Tiny, method: str) -> None:
+def test_histogram_methods_give_symmetric_trt_encodings(t: Tiny, method: str,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
     from reid_edge.calibration.quantize import calibrate, check_trt_qdq, quantize_encoding, tensor_amax
 
     ranges = calibrate(t.onnx, t.images(4, seed=3), method, batch_size=2)
+    assert capsys.readouterr().out == ""  # ORT's progress lines go to stderr, not where results go
     amax = tensor_amax(ranges)
     assert INPUT_NAME in amax and all(v >= 0 for v in amax.values())
     assert check_trt_qdq(quantize_encoding(t.onnx, ranges, "int8-qdq-trt", t.fp32_card)) == []
