@@ -18,6 +18,13 @@ FRAMES = 150
 # 0.726 here (cached-detection harness). The floor is the issue's acceptance.
 MIN_MOTA = 0.75
 MIN_IDF1 = 0.6
+# The issue's goals for the whole sequence (FP32 YOLOX-Nano): MOTA >= 0.85, IDF1 >= 0.75, in the reading its
+# baseline was measured in (every ground-truth row a person, README "Three readings of the ground truth").
+# Measured when written: MOT convention 0.867 / 0.796; default pipeline, one id per person 0.865 / 0.774.
+GOAL_MOTA = 0.85
+GOAL_IDF1 = 0.75
+# ground-truth ids of PETS09-S2L1 that are one person come back into view (README "IDF1: returning people")
+PETS_SAME_PERSON = {18: 14, 8: 14, 15: 14, 5: 9, 3: 11, 6: 10, 7: 16, 4: 12, 2: 13, 1: 19}
 
 
 def test_pets_first_150_frames(shared_data: Path, tmp_path: Path) -> None:
@@ -44,3 +51,33 @@ def test_pets_first_150_frames(shared_data: Path, tmp_path: Path) -> None:
     assert summary["cameras"]["pets"]["frames"] == FRAMES
     assert m["mota"] >= MIN_MOTA, m
     assert m["idf1"] >= MIN_IDF1, m
+
+
+@pytest.mark.parametrize("convention", ["mot", "default"])
+def test_pets_whole_sequence_meets_the_issue_goals_in_its_reading(shared_data: Path, tmp_path: Path,
+                                                                  convention: str) -> None:
+    """MOT convention scored with MOT15's ids; the default pipeline, which re-identifies a returning person,
+    scored with one id per person. Both with every ground-truth row counted as a person."""
+    from benchmarks.mot15 import SEQUENCES, mot_convention, write_scaled_gt
+    from reid_edge.backends import load_backend
+    from reid_edge.models import resolve
+    from reid_edge.pipeline.mtmc_eval import evaluate_mtmc
+    from reid_edge.pipeline.runner import PipelineConfig, run_pipeline
+
+    video_rel, gt_rel, scale = SEQUENCES["PETS09-S2L1"]
+    video, gt = shared_data / video_rel, shared_data / gt_rel
+    if not (video.is_file() and gt.is_file()):
+        pytest.skip("PETS09-S2L1 video or ground truth absent")
+    mot = convention == "mot"
+    write_scaled_gt(gt, scale, tmp_path / "gt" / "pets.gt.txt", None, None if mot else PETS_SAME_PERSON,
+                    all_rows=True)
+    config = mot_convention(PipelineConfig()) if mot else PipelineConfig()
+    backend = load_backend(resolve(None), device="cpu")
+    try:
+        run_pipeline([str(video)], tmp_path / "out", backend, camera_names=["pets"], config=config, device="cpu")
+    finally:
+        backend.close()
+    m = evaluate_mtmc(tmp_path / "out", tmp_path / "gt")["cameras"]["pets"]
+    print(f"PETS09-S2L1 ({convention}): MOTA {m['mota']:.3f} IDF1 {m['idf1']:.3f} HOTA {m['hota']:.3f}")
+    assert m["mota"] >= GOAL_MOTA, m
+    assert m["idf1"] >= GOAL_IDF1, m
