@@ -331,6 +331,11 @@ def test_pipeline_config_overrides_only_what_is_given() -> None:
     assert cfg.tracker == base.tracker and cfg.reid.batch_size == base.reid.batch_size
     with pytest.raises(ConfigError):
         base.with_overrides(max_distance=0.0)
+    from reid_edge.pipeline.associate import AssociationConfig
+
+    for bad in (float("inf"), float("nan"), -1.0):
+        with pytest.raises(ConfigError, match="same_camera_gap_s"):
+            AssociationConfig(same_camera_gap_s=bad)
 
 
 def _hidden_return(tmp_path: Path, refind_young: int) -> tuple[np.ndarray, dict, list[dict]]:

@@ -110,6 +110,10 @@ class AssociationConfig:
             raise ConfigError("association: need max_distance > 0, decide_after_s >= 0, min_tracklet_frames >= 1")
         if self.same_camera_max_distance is not None and self.same_camera_max_distance <= 0:
             raise ConfigError("association: same_camera_max_distance must be > 0")
+        if not (0.0 <= self.same_camera_gap_s < float("inf")):
+            # summary.json records the configuration, and JSON has no infinity
+            raise ConfigError("association: same_camera_gap_s must be a finite number of seconds >= 0 "
+                              "(1000000000 for never)")
 
 
 @dataclass(frozen=True)
