@@ -4,6 +4,7 @@ packaged re-ID model, association) on the first 150 frames of PETS09-S2L1 agains
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -27,7 +28,10 @@ GOAL_IDF1 = 0.75
 PETS_SAME_PERSON = {18: 14, 8: 14, 15: 14, 5: 9, 3: 11, 6: 10, 7: 16, 4: 12, 2: 13, 1: 19}
 
 
-def test_pets_first_150_frames(shared_data: Path, tmp_path: Path) -> None:
+def _run_pets(shared_data: Path, tmp_path: Path, max_frames: int | None, config: Any = None,
+              same: dict[int, int] | None = None, all_rows: bool = False) -> dict[str, Any]:
+    """The default pipeline (or ``config``) on PETS09-S2L1, scored against its ground truth read as asked
+    (:func:`benchmarks.mot15.write_scaled_gt`); skips without the clip."""
     from benchmarks.mot15 import SEQUENCES, write_scaled_gt
     from reid_edge.backends import load_backend
     from reid_edge.models import resolve
@@ -38,17 +42,23 @@ def test_pets_first_150_frames(shared_data: Path, tmp_path: Path) -> None:
     video, gt = shared_data / video_rel, shared_data / gt_rel
     if not (video.is_file() and gt.is_file()):
         pytest.skip("PETS09-S2L1 video or ground truth absent")
-    write_scaled_gt(gt, scale, tmp_path / "gt" / "pets.gt.txt", FRAMES)
+    write_scaled_gt(gt, scale, tmp_path / "gt" / "pets.gt.txt", max_frames, same, all_rows)
     backend = load_backend(resolve(None), device="cpu")
     try:
-        summary = run_pipeline([str(video)], tmp_path / "out", backend, camera_names=["pets"], max_frames=FRAMES,
-                               device="cpu")
+        summary = run_pipeline([str(video)], tmp_path / "out", backend, camera_names=["pets"], config=config,
+                               max_frames=max_frames, device="cpu")
     finally:
         backend.close()
-    m = evaluate_mtmc(tmp_path / "out", tmp_path / "gt")["cameras"]["pets"]
+    m: dict[str, Any] = evaluate_mtmc(tmp_path / "out", tmp_path / "gt")["cameras"]["pets"]
+    m["frames"] = summary["cameras"]["pets"]["frames"]
+    return m
+
+
+def test_pets_first_150_frames(shared_data: Path, tmp_path: Path) -> None:
+    m = _run_pets(shared_data, tmp_path, FRAMES)
     print(f"PETS09-S2L1 first {FRAMES} frames: MOTA {m['mota']:.3f} IDF1 {m['idf1']:.3f} HOTA {m['hota']:.3f} "
           f"ID switches {int(m['num_switches'])}")
-    assert summary["cameras"]["pets"]["frames"] == FRAMES
+    assert m["frames"] == FRAMES
     assert m["mota"] >= MIN_MOTA, m
     assert m["idf1"] >= MIN_IDF1, m
 
@@ -58,26 +68,12 @@ def test_pets_whole_sequence_meets_the_issue_goals_in_its_reading(shared_data: P
                                                                   convention: str) -> None:
     """MOT convention scored with MOT15's ids; the default pipeline, which re-identifies a returning person,
     scored with one id per person. Both with every ground-truth row counted as a person."""
-    from benchmarks.mot15 import SEQUENCES, mot_convention, write_scaled_gt
-    from reid_edge.backends import load_backend
-    from reid_edge.models import resolve
-    from reid_edge.pipeline.mtmc_eval import evaluate_mtmc
-    from reid_edge.pipeline.runner import PipelineConfig, run_pipeline
+    from benchmarks.mot15 import mot_convention
+    from reid_edge.pipeline.runner import PipelineConfig
 
-    video_rel, gt_rel, scale = SEQUENCES["PETS09-S2L1"]
-    video, gt = shared_data / video_rel, shared_data / gt_rel
-    if not (video.is_file() and gt.is_file()):
-        pytest.skip("PETS09-S2L1 video or ground truth absent")
     mot = convention == "mot"
-    write_scaled_gt(gt, scale, tmp_path / "gt" / "pets.gt.txt", None, None if mot else PETS_SAME_PERSON,
-                    all_rows=True)
-    config = mot_convention(PipelineConfig()) if mot else PipelineConfig()
-    backend = load_backend(resolve(None), device="cpu")
-    try:
-        run_pipeline([str(video)], tmp_path / "out", backend, camera_names=["pets"], config=config, device="cpu")
-    finally:
-        backend.close()
-    m = evaluate_mtmc(tmp_path / "out", tmp_path / "gt")["cameras"]["pets"]
+    m = _run_pets(shared_data, tmp_path, None, mot_convention(PipelineConfig()) if mot else None,
+                  None if mot else PETS_SAME_PERSON, all_rows=True)
     print(f"PETS09-S2L1 ({convention}): MOTA {m['mota']:.3f} IDF1 {m['idf1']:.3f} HOTA {m['hota']:.3f}")
     assert m["mota"] >= GOAL_MOTA, m
     assert m["idf1"] >= GOAL_IDF1, m

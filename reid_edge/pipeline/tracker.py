@@ -457,8 +457,11 @@ class ByteTracker:
                 visible = [(t, t.appearance) for t in self.tracks if id(t) in matched and t.appearance is not None]
                 if visible:  # a box that looks as much like someone else in view is not evidence for the lost one
                     d = np.linalg.norm(feats[cands][:, None] - np.stack([a for _, a in visible])[None], axis=2)
-                    for i, h in enumerate(holder):
-                        d[i, [j for j, (t, _) in enumerate(visible) if t is h]] = np.inf  # not its own track
+                    column = {id(t): j for j, (t, _) in enumerate(visible)}
+                    for i in range(len(births), len(cands)):  # a young track's box is not compared with itself
+                        j = column.get(id(holder[i]))
+                        if j is not None:
+                            d[i, j] = np.inf
                     cost[cost > cfg.refind_ratio * d.min(axis=1)[None, :]] = np.inf
                 m4, _, _ = assign(cost, cfg.refind_dist)
                 for ti, ci in m4:
